@@ -1,0 +1,7 @@
+"""Real connection pooling for Django on PostgreSQL, built on SQLAlchemy's QueuePool."""
+
+from .exceptions import PoolConnectError, PoolTimeout
+from .release import release_connections
+
+__version__ = "0.1.0"
+__all__ = ["PoolConnectError", "PoolTimeout", "release_connections", "__version__"]

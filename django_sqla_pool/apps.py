@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class DjangoSqlaPoolConfig(AppConfig):
+    name = "django_sqla_pool"
+    verbose_name = "Connection pool"
+    default_auto_field = "django.db.models.AutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

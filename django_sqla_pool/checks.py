@@ -1,0 +1,35 @@
+"""System checks: the same validator that runs at first connection, as check errors.
+
+Ids are stable: E001 an invalid or unknown OPTIONS key, E002 CONN_MAX_AGE
+other than 0, E003 Django's own ``pool`` option set alongside this backend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+from .conf import InvalidPoolSetting, parse_pool_settings
+
+ENGINE = "django_sqla_pool.backends.postgresql"
+
+_HINTS = {
+    "django_sqla_pool.E001": "See the options table in django_sqla_pool's README.",
+    "django_sqla_pool.E002": "Set CONN_MAX_AGE to 0; the pool keeps the connections open.",
+    "django_sqla_pool.E003": "Remove OPTIONS['pool']; use pool_size and max_overflow.",
+}
+
+
+@register(Tags.database)
+def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for alias, settings_dict in settings.DATABASES.items():
+        if settings_dict.get("ENGINE") != ENGINE:
+            continue
+        try:
+            parse_pool_settings(alias, settings_dict)
+        except InvalidPoolSetting as error:
+            errors.append(Error(str(error), hint=_HINTS[error.check_id], id=error.check_id))
+    return errors

@@ -1,0 +1,90 @@
+"""A first-come, first-served queue for SQLAlchemy's QueuePool.
+
+SQLAlchemy's own queue wakes a waiter when a connection comes back, but a
+thread arriving at that moment can take the connection before the woken
+waiter runs again, so under oversubscription some waiters starve until they
+time out. Here a returned connection is handed directly to the oldest waiter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Generic, TypeVar
+
+from sqlalchemy.util.queue import Empty, Full, QueueCommon
+
+_T = TypeVar("_T")
+
+
+class _Waiter(Generic[_T]):
+    __slots__ = ("event", "item")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.item: _T | None = None
+
+
+class FairQueue(QueueCommon[_T]):
+    """Bounded queue of idle connections with FIFO hand-off to waiting threads."""
+
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False):
+        self.maxsize = maxsize
+        self.use_lifo = use_lifo
+        self.mutex = threading.Lock()
+        self._items: deque[_T] = deque()
+        self._waiters: deque[_Waiter[_T]] = deque()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return self.maxsize > 0 and len(self._items) >= self.maxsize
+
+    @property
+    def waiting(self) -> int:
+        """Threads currently blocked in get()."""
+        return len(self._waiters)
+
+    def put_nowait(self, item: _T) -> None:
+        self.put(item, block=False)
+
+    def put(self, item: _T, block: bool = True, timeout: float | None = None) -> None:
+        with self.mutex:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.item = item
+                waiter.event.set()
+                return
+            if self.full():
+                raise Full
+            self._items.append(item)
+
+    def get_nowait(self) -> _T:
+        return self.get(block=False)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> _T:
+        with self.mutex:
+            # Queued waiters go first: a newcomer never overtakes them.
+            if self._items and not self._waiters:
+                return self._items.pop() if self.use_lifo else self._items.popleft()
+            if not block:
+                raise Empty
+            waiter: _Waiter[_T] = _Waiter()
+            self._waiters.append(waiter)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if waiter.event.wait(remaining):
+                return waiter.item  # type: ignore[return-value]
+            with self.mutex:
+                # put() may have handed us an item between the timeout and here.
+                if waiter.event.is_set():
+                    return waiter.item  # type: ignore[return-value]
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._waiters.remove(waiter)
+                    raise Empty

@@ -1,0 +1,268 @@
+"""The pool of one alias and one set of connection parameters, in one process.
+
+A SQLAlchemy QueuePool with a first-come first-served queue, a liveness
+check that costs no round trip for recently used connections, jittered
+recycling, counters fed by the pool's events, and errors that say which
+pool failed and why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+
+from . import driver
+from .conf import PoolSettings
+from .exceptions import PoolConnectError, PoolTimeout
+from .fairqueue import FairQueue
+from .stats import PoolStats
+
+logger = logging.getLogger("django_sqla_pool")
+
+
+# Raised from the checkout event: SQLAlchemy then discards the connection and
+# opens a new one in its place, before the caller sees anything.
+class _Recycle(sa_exc.DisconnectionError):
+    cause = "recycle"
+
+
+class _PingFailed(sa_exc.DisconnectionError):
+    cause = "pre_ping"
+
+
+class _Stale(sa_exc.DisconnectionError):
+    """Older than a connection whose ping failed: the server likely dropped it too."""
+
+    cause = "pre_ping"
+
+
+class _Disconnected(Exception):
+    cause = "disconnect"
+
+
+class _Retired(Exception):
+    cause = None  # the pool was closed; not an invalidation
+
+
+@dataclass
+class Holding:
+    """One checked-out connection: who took it, when, and from where."""
+
+    since: float
+    thread: str
+    backend_pid: int | None
+    stack: str | None = None
+    reported: bool = False
+
+
+class SqlaPool(QueuePool):
+    """QueuePool for one Django alias; see the module docstring."""
+
+    _queue_class = FairQueue
+
+    def __init__(
+        self,
+        *,
+        alias: str,
+        name: str,
+        settings: PoolSettings,
+        connect_params: dict[str, Any],
+    ) -> None:
+        self.alias = alias
+        self.name = name
+        self.settings = settings
+        self.stats = PoolStats()
+        self.pid = os.getpid()
+        self.retired = False
+        self.held: dict[int, Holding] = {}
+        self._connect_params = connect_params
+        self._invalid_before = -math.inf
+        reset = settings.pool_reset_on_return
+        super().__init__(
+            self._open_connection,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            timeout=settings.pool_timeout,
+            use_lifo=settings.pool_use_lifo,
+            reset_on_return=None if reset == "none" else ("commit" if reset == "commit" else "rollback"),
+            pre_ping=False,  # our own checkout listener decides when a ping is needed
+            logging_name=name,
+        )
+        event.listen(self, "connect", self._on_connect)
+        event.listen(self, "checkout", self._on_checkout)
+        event.listen(self, "checkin", self._on_checkin)
+        event.listen(self, "invalidate", self._on_invalidate)
+        event.listen(self, "close", self._on_close)
+        event.listen(self, "close_detached", self._on_close_detached)
+        if reset == "discard":
+            event.listen(self, "reset", self._on_reset_discard)
+
+    def __repr__(self) -> str:
+        return f"<SqlaPool {self.name}>"
+
+    # -- gauges ---------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        queue = self._pool
+        return queue.waiting if isinstance(queue, FairQueue) else 0
+
+    def gauges(self) -> dict[str, int]:
+        checked_out = self.checkedout()
+        return {
+            "pool_size": self.settings.pool_size,
+            "max_overflow": self.settings.max_overflow,
+            "checked_out": checked_out,
+            "idle": self.checkedin(),
+            "overflow": max(0, self.overflow()),
+            "waiting": self.waiting,
+        }
+
+    # -- checkout and checkin, as the backend uses them ------------------------
+
+    def checkout(self) -> PoolProxiedConnection:
+        """Take a connection, waiting at most ``pool_timeout`` seconds."""
+        start = time.perf_counter()
+        try:
+            fairy = self.connect()
+        except sa_exc.TimeoutError:
+            waited = time.perf_counter() - start
+            self.stats.timed_out(waited)
+            message = (
+                f"django_sqla_pool: no connection free for database alias {self.alias!r} "
+                f"after waiting {waited:.2f} s (pool_size={self.settings.pool_size}, "
+                f"max_overflow={self.settings.max_overflow}, all "
+                f"{self.settings.max_connections} in use, {self.waiting} other threads "
+                "waiting). Return connections sooner (see release_connections()), "
+                "or raise pool_size, max_overflow or pool_timeout in OPTIONS."
+            )
+            logger.warning("%s [pool %s]", message, self.name)
+            raise PoolTimeout(message) from None
+        except (driver.DriverError, sa_exc.InvalidRequestError) as error:
+            raise PoolConnectError(
+                f"django_sqla_pool: could not open a connection for database alias "
+                f"{self.alias!r} ({self.name}): {error}".rstrip()
+            ) from error
+        waited = time.perf_counter() - start
+        self.stats.checked_out(waited)
+        dbapi_conn = fairy.dbapi_connection
+        pid = driver.backend_pid(dbapi_conn)
+        threshold = self.settings.leak_detection_threshold
+        self.held[id(fairy)] = Holding(
+            since=time.monotonic(),
+            thread=threading.current_thread().name,
+            backend_pid=pid,
+            stack="".join(traceback.format_stack(limit=30)[:-1]) if threshold else None,
+        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("checkout pool=%s backend_pid=%s waited_ms=%.3f",
+                         self.name, pid, waited * 1000)
+        return fairy
+
+    def checkin(self, fairy: PoolProxiedConnection) -> None:
+        """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
+        holding = self.held.pop(id(fairy), None)
+        if holding is not None:
+            self.stats.checked_in(time.monotonic() - holding.since)
+        dbapi_conn = fairy.dbapi_connection
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("checkin pool=%s backend_pid=%s", self.name,
+                         holding.backend_pid if holding else None)
+        if dbapi_conn is None or not fairy.is_valid:
+            fairy.close()
+        elif self.retired:
+            fairy.invalidate(_Retired("pool closed"))
+        elif driver.is_broken(dbapi_conn):
+            fairy.invalidate(_Disconnected("the server closed the connection"))
+        else:
+            fairy.close()
+
+    # -- internals ------------------------------------------------------------
+
+    def _open_connection(self) -> Any:
+        start = time.perf_counter()
+        try:
+            conn = driver.connect(self._connect_params)
+        except Exception:
+            self.stats.connect_failed()
+            raise
+        self.stats.opened(time.perf_counter() - start)
+        return conn
+
+    def _on_connect(self, dbapi_conn: Any, record: Any) -> None:
+        now = time.monotonic()
+        recycle = self.settings.pool_recycle
+        info = record.info
+        info["born"] = now
+        # Jitter lifetimes by -2.5..-5 % so connections opened together
+        # are not all replaced at the same checkout.
+        info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
+        info["returned"] = None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("connect pool=%s backend_pid=%s", self.name, driver.backend_pid(dbapi_conn))
+
+    def _on_checkout(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        info = record.info
+        now = time.monotonic()
+        if now >= info["expires"]:
+            raise _Recycle("connection older than pool_recycle")
+        returned = info["returned"]
+        if returned is None:
+            return  # never ping a connection that was just opened
+        if info["born"] < self._invalid_before:
+            raise _Stale("opened before a connection that failed its ping")
+        if not self.settings.pool_pre_ping:
+            return
+        if now - returned <= self.settings.pool_pre_ping_window and not driver.socket_readable(
+            dbapi_conn
+        ):
+            return
+        try:
+            driver.execute_outside_transaction(dbapi_conn, "")
+        except driver.DriverError as error:
+            if driver.is_broken(dbapi_conn):
+                self._invalid_before = now
+            raise _PingFailed(f"ping failed: {error}".strip()) from error
+
+    def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
+        if dbapi_conn is not None:
+            record.info["returned"] = time.monotonic()
+
+    def _on_invalidate(self, dbapi_conn: Any, record: Any, error: BaseException | None) -> None:
+        cause = getattr(error, "cause", "error")
+        if cause is not None:
+            self.stats.invalidated(cause)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("invalidate pool=%s backend_pid=%s cause=%s reason=%s", self.name,
+                         driver.backend_pid(dbapi_conn), cause, error)
+
+    def _on_close(self, dbapi_conn: Any, record: Any) -> None:
+        self.stats.closed()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("close pool=%s backend_pid=%s", self.name, driver.backend_pid(dbapi_conn))
+
+    def _on_close_detached(self, dbapi_conn: Any) -> None:
+        self.stats.closed()
+
+    def _on_reset_discard(self, dbapi_conn: Any, record: Any, reset_state: Any) -> None:
+        # Runs before SQLAlchemy's rollback; DISCARD ALL needs no open
+        # transaction, so roll back first (free when already idle).
+        dbapi_conn.rollback()
+        driver.execute_outside_transaction(dbapi_conn, "DISCARD ALL")
+
+    def retire(self) -> None:
+        """Close the idle connections; checked-out ones are closed when returned."""
+        self.retired = True
+        self.dispose()
+
