@@ -4,4 +4,4 @@ from .exceptions import PoolConnectError, PoolTimeout
 from .release import release_connections
 
 __version__ = "0.1.0"
-__all__ = ["PoolConnectError", "PoolTimeout", "release_connections", "__version__"]
+__all__ = ["PoolConnectError", "PoolTimeout", "__version__", "release_connections"]

@@ -6,10 +6,11 @@ other than 0, E003 Django's own ``pool`` option set alongside this backend.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, register
 
 from .conf import InvalidPoolSetting, parse_pool_settings
 
@@ -22,10 +23,10 @@ _HINTS = {
 }
 
 
-@register(Tags.database)
-def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def pool_setting_errors(databases: Mapping[str, Mapping[str, Any]]) -> list[CheckMessage]:
+    """One Error per DATABASES entry of this ENGINE whose pool settings are invalid."""
     errors: list[CheckMessage] = []
-    for alias, settings_dict in settings.DATABASES.items():
+    for alias, settings_dict in databases.items():
         if settings_dict.get("ENGINE") != ENGINE:
             continue
         try:
@@ -33,3 +34,10 @@ def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         except InvalidPoolSetting as error:
             errors.append(Error(str(error), hint=_HINTS[error.check_id], id=error.check_id))
     return errors
+
+
+# Not tagged "database": those checks run only when asked for, and this one
+# reads settings alone, so it can run with every `manage.py check`.
+@register()
+def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return pool_setting_errors(settings.DATABASES)

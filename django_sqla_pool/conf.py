@@ -34,15 +34,60 @@ RESET_CHOICES = ("rollback", "commit", "discard", "none")
 
 # Keys that libpq, psycopg or Django's backend understand: never "did you mean"-ed.
 _PASS_THROUGH = frozenset(
-    """host hostaddr port dbname user password passfile require_auth channel_binding
-    connect_timeout client_encoding options application_name fallback_application_name
-    keepalives keepalives_idle keepalives_interval keepalives_count tcp_user_timeout
-    replication gssencmode sslmode requiressl sslcompression sslcert sslkey sslpassword
-    sslcertmode sslrootcert sslcrl sslcrldir sslsni sslnegotiation requirepeer
-    ssl_min_protocol_version ssl_max_protocol_version min_protocol_version
-    max_protocol_version krbsrvname gsslib gssdelegation service target_session_attrs
-    load_balance_hosts isolation_level assume_role server_side_binding prepare_threshold
-    cursor_factory context autocommit row_factory""".split()
+    [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "requiressl",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "sslnegotiation",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "min_protocol_version",
+        "max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+        "isolation_level",
+        "assume_role",
+        "server_side_binding",
+        "prepare_threshold",
+        "cursor_factory",
+        "context",
+        "autocommit",
+        "row_factory",
+    ]
 )
 
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
@@ -106,8 +151,9 @@ def _fail(alias: str, key: str, value: Any, rule: str) -> InvalidPoolSetting:
     )
 
 
-def _as_number(alias: str, key: str, value: Any, kind: type, *, minimum: float,
-               allow_none: bool, rule: str) -> Any:
+def _as_number(
+    alias: str, key: str, value: Any, kind: type, *, minimum: float, allow_none: bool, rule: str
+) -> Any:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
         if allow_none:
             return None
@@ -138,36 +184,80 @@ def _as_bool(alias: str, key: str, value: Any) -> bool:
 
 def _coerce(alias: str, key: str, value: Any) -> Any:
     if key in ("pool_size",):
-        return _as_number(alias, key, value, int, minimum=1, allow_none=False,
-                          rule="use a whole number of connections, 1 or more")
+        return _as_number(
+            alias,
+            key,
+            value,
+            int,
+            minimum=1,
+            allow_none=False,
+            rule="use a whole number of connections, 1 or more",
+        )
     if key == "max_overflow":
-        return _as_number(alias, key, value, int, minimum=0, allow_none=False,
-                          rule="use a whole number of extra connections, 0 or more")
+        return _as_number(
+            alias,
+            key,
+            value,
+            int,
+            minimum=0,
+            allow_none=False,
+            rule="use a whole number of extra connections, 0 or more",
+        )
     if key == "pool_timeout":
-        number = _as_number(alias, key, value, float, minimum=0, allow_none=False,
-                            rule="use a number of seconds greater than 0")
+        number = _as_number(
+            alias,
+            key,
+            value,
+            float,
+            minimum=0,
+            allow_none=False,
+            rule="use a number of seconds greater than 0",
+        )
         if number <= 0:
             raise _fail(alias, key, value, "use a number of seconds greater than 0")
         return number
     if key == "pool_recycle":
         if value is not None and str(value).strip() == "-1":
             return None
-        number = _as_number(alias, key, value, float, minimum=0, allow_none=True,
-                            rule="use a number of seconds greater than 0, or None to disable")
+        number = _as_number(
+            alias,
+            key,
+            value,
+            float,
+            minimum=0,
+            allow_none=True,
+            rule="use a number of seconds greater than 0, or None to disable",
+        )
         if number is not None and number <= 0:
-            raise _fail(alias, key, value,
-                        "use a number of seconds greater than 0, or None to disable")
+            raise _fail(
+                alias, key, value, "use a number of seconds greater than 0, or None to disable"
+            )
         return number
     if key == "leak_detection_threshold":
-        number = _as_number(alias, key, value, float, minimum=0, allow_none=True,
-                            rule="use a number of seconds greater than 0, or None to disable")
+        number = _as_number(
+            alias,
+            key,
+            value,
+            float,
+            minimum=0,
+            allow_none=True,
+            rule="use a number of seconds greater than 0, or None to disable",
+        )
         if number is not None and number <= 0:
-            raise _fail(alias, key, value,
-                        "use a number of seconds greater than 0, or None to disable")
+            raise _fail(
+                alias, key, value, "use a number of seconds greater than 0, or None to disable"
+            )
         return number
     if key == "pool_pre_ping_window":
-        return _as_number(alias, key, value, float, minimum=0, allow_none=False,
-                          rule="use a number of seconds, 0 or more")
+        return _as_number(
+            alias,
+            key,
+            value,
+            float,
+            minimum=0,
+            allow_none=False,
+            rule="use a number of seconds, 0 or more",
+        )
     if key in ("pool_pre_ping", "pool_use_lifo"):
         return _as_bool(alias, key, value)
     if key == "pool_reset_on_return":
@@ -176,8 +266,15 @@ def _coerce(alias: str, key: str, value: Any) -> Any:
             raise _fail(alias, key, value, "use one of " + ", ".join(map(repr, RESET_CHOICES)))
         return text
     # SERVER_KEYS: milliseconds, as in postgresql.conf.
-    return _as_number(alias, key, value, int, minimum=0, allow_none=True,
-                      rule="use a whole number of milliseconds, 0 or more (0 disables)")
+    return _as_number(
+        alias,
+        key,
+        value,
+        int,
+        minimum=0,
+        allow_none=True,
+        rule="use a whole number of milliseconds, 0 or more (0 disables)",
+    )
 
 
 def _suggest(key: str) -> str:

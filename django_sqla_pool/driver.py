@@ -10,8 +10,11 @@ from __future__ import annotations
 import select
 from typing import Any
 
-from django.db.backends.postgresql.base import Database
+from django.db.backends.postgresql import base as _django_pg
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+#: The driver module Django imported (psycopg or psycopg2).
+Database: Any = _django_pg.Database  # type: ignore[attr-defined]
 
 #: The exception every driver error derives from.
 DriverError: type[Exception] = Database.Error

@@ -69,7 +69,7 @@ class Holding:
 class SqlaPool(QueuePool):
     """QueuePool for one Django alias; see the module docstring."""
 
-    _queue_class = FairQueue
+    _queue_class = FairQueue  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -95,7 +95,9 @@ class SqlaPool(QueuePool):
             max_overflow=settings.max_overflow,
             timeout=settings.pool_timeout,
             use_lifo=settings.pool_use_lifo,
-            reset_on_return=None if reset == "none" else ("commit" if reset == "commit" else "rollback"),
+            reset_on_return=None
+            if reset == "none"
+            else ("commit" if reset == "commit" else "rollback"),
             pre_ping=False,  # our own checkout listener decides when a ping is needed
             logging_name=name,
         )
@@ -166,8 +168,9 @@ class SqlaPool(QueuePool):
             stack="".join(traceback.format_stack(limit=30)[:-1]) if threshold else None,
         )
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("checkout pool=%s backend_pid=%s waited_ms=%.3f",
-                         self.name, pid, waited * 1000)
+            logger.debug(
+                "checkout pool=%s backend_pid=%s waited_ms=%.3f", self.name, pid, waited * 1000
+            )
         return fairy
 
     def checkin(self, fairy: PoolProxiedConnection) -> None:
@@ -177,8 +180,11 @@ class SqlaPool(QueuePool):
             self.stats.checked_in(time.monotonic() - holding.since)
         dbapi_conn = fairy.dbapi_connection
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("checkin pool=%s backend_pid=%s", self.name,
-                         holding.backend_pid if holding else None)
+            logger.debug(
+                "checkin pool=%s backend_pid=%s",
+                self.name,
+                holding.backend_pid if holding else None,
+            )
         if dbapi_conn is None or not fairy.is_valid:
             fairy.close()
         elif self.retired:
@@ -210,7 +216,9 @@ class SqlaPool(QueuePool):
         info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
         info["returned"] = None
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("connect pool=%s backend_pid=%s", self.name, driver.backend_pid(dbapi_conn))
+            logger.debug(
+                "connect pool=%s backend_pid=%s", self.name, driver.backend_pid(dbapi_conn)
+            )
 
     def _on_checkout(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
         info = record.info
@@ -244,8 +252,13 @@ class SqlaPool(QueuePool):
         if cause is not None:
             self.stats.invalidated(cause)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("invalidate pool=%s backend_pid=%s cause=%s reason=%s", self.name,
-                         driver.backend_pid(dbapi_conn), cause, error)
+            logger.debug(
+                "invalidate pool=%s backend_pid=%s cause=%s reason=%s",
+                self.name,
+                driver.backend_pid(dbapi_conn),
+                cause,
+                error,
+            )
 
     def _on_close(self, dbapi_conn: Any, record: Any) -> None:
         self.stats.closed()
@@ -265,4 +278,3 @@ class SqlaPool(QueuePool):
         """Close the idle connections; checked-out ones are closed when returned."""
         self.retired = True
         self.dispose()
-

@@ -9,8 +9,10 @@ from .models import Note
 
 
 def index(request: HttpRequest) -> HttpResponse:
-    notes = "".join(f"<li>{note.text} ({note.created:%Y-%m-%d %H:%M})</li>"
-                    for note in Note.objects.order_by("-id")[:20])
+    notes = "".join(
+        f"<li>{note.text} ({note.created:%Y-%m-%d %H:%M})</li>"
+        for note in Note.objects.order_by("-id")[:20]
+    )
     return HttpResponse(
         "<h1>django-sqla-pool demo</h1>"
         f"<p>{Note.objects.count()} notes. <a href='/notes/add/'>Add one</a> · "

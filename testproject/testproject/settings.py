@@ -77,5 +77,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_sqla_pool": {"handlers": ["console"], "level": env("POOL_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "django_sqla_pool": {
+            "handlers": ["console"],
+            "level": env("POOL_LOG_LEVEL", default="WARNING"),
+        }
+    },
 }

@@ -14,7 +14,7 @@ from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 from django.utils.asyncio import async_unsafe
 
-from ... import registry
+from ... import driver, registry
 from ...conf import OUR_KEYS, PoolSettings, parse_pool_settings
 from ...pool import SqlaPool
 
@@ -34,7 +34,7 @@ class _HandOver:
         return self._connection
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(base.Database, name)
+        return getattr(driver.Database, name)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -49,8 +49,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def pool_settings(self) -> PoolSettings:
         """This alias's validated pool settings (ImproperlyConfigured if invalid)."""
         options = self.settings_dict.get("OPTIONS") or {}
-        marker = (tuple(sorted((k, repr(v)) for k, v in options.items())),
-                  self.settings_dict.get("CONN_MAX_AGE", 0))
+        marker = (
+            tuple(sorted((k, repr(v)) for k, v in options.items())),
+            self.settings_dict.get("CONN_MAX_AGE", 0),
+        )
         cached = self._settings_cache
         if cached is None or cached[0] != marker:
             cached = (marker, parse_pool_settings(self.alias, self.settings_dict))
@@ -81,7 +83,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super().get_new_connection(conn_params)
         pool = registry.get_pool(self.alias, conn_params, self.pool_settings)
         fairy = pool.checkout()
-        self.Database = _HandOver(fairy.dbapi_connection)
+        self.Database = _HandOver(fairy.dbapi_connection)  # type: ignore[assignment]
         try:
             connection = super().get_new_connection(conn_params)
         except BaseException:
@@ -95,7 +97,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _close(self) -> None:
         fairy, pool = self._pooled, self._pooled_from
         if fairy is None or pool is None:
-            return super()._close()
+            return super()._close()  # type: ignore[misc]
         self._pooled = self._pooled_from = None
         # The connection can no longer be used through this wrapper, even if
         # Django closes it inside an atomic block and keeps other state.

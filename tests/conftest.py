@@ -1,0 +1,131 @@
+"""Shared fixtures: a real PostgreSQL, and the leak check that runs after every test."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+
+from django_sqla_pool import registry
+from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+from django_sqla_pool.driver import Database
+
+REAL_DB = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After each test (and its fixtures) no pooled connection may stay checked out.
+
+    The main thread's connections are closed first, as the end of a request
+    would; anything still checked out after that was leaked by the code
+    under test (a thread, a forgotten wrapper, a path that skips checkin).
+    """
+    result = yield
+    connections.close_all()
+    leaked = {repr(p): p.checkedout() for p in registry.pools() if p.checkedout()}
+    if leaked:
+        registry.close_pools()
+        pytest.fail(f"pooled connections left checked out after {item.nodeid}: {leaked}")
+    return result
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _query_real_database_first(django_db_blocker: Any) -> None:
+    """Touch the real database before pytest-django creates the test database.
+
+    A pool keyed by alias alone would then hand the tests a connection to
+    the real database; test_test_databases.py proves ours does not.
+    """
+    REAL_DB["params"] = {
+        k: v
+        for k, v in connection.get_connection_params().items()
+        if k in ("host", "port", "user", "password", "dbname")
+    }
+    _create_database_if_missing(REAL_DB["params"]["dbname"])
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_database()")
+            REAL_DB["name"] = cursor.fetchone()[0]
+        connection.close()
+
+
+class RawConnection:
+    """A driver connection outside any pool, in autocommit, for watching the server.
+
+    It uses whichever driver Django uses, so the suite runs with psycopg2 too.
+    """
+
+    def __init__(self, **overrides: Any) -> None:
+        self.conn = Database.connect(**{**REAL_DB["params"], **overrides})
+        self.conn.autocommit = True
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params)
+        return cursor
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> RawConnection:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def raw_connect(**overrides: Any) -> RawConnection:
+    return RawConnection(**overrides)
+
+
+def _create_database_if_missing(dbname: str) -> None:
+    """So that DATABASE_URL may name a database that does not exist yet."""
+    with raw_connect(dbname="postgres") as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
+            admin.execute(f'CREATE DATABASE "{dbname}"')
+
+
+@pytest.fixture
+def server() -> Iterator[RawConnection]:
+    conn = raw_connect()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def make_wrapper() -> Iterator[Any]:
+    """Build extra DatabaseWrappers on the test database with their own OPTIONS."""
+    made: list[DatabaseWrapper] = []
+
+    def make(alias: str, **options: Any) -> DatabaseWrapper:
+        settings_dict = {
+            **connection.settings_dict,
+            "OPTIONS": {**connection.settings_dict["OPTIONS"], **options},
+        }
+        wrapper = DatabaseWrapper(settings_dict, alias=alias)
+        made.append(wrapper)
+        return wrapper
+
+    yield make
+    try:
+        for wrapper in made:
+            if wrapper._thread_ident == threading.get_ident():
+                wrapper.close()
+    finally:
+        for alias in {w.alias for w in made}:
+            registry.close_pools(alias)
+
+
+def backend_pid(wrapper: Any) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def pool_of(wrapper: Any) -> Any:
+    [pool] = registry.pools(wrapper.alias)
+    return pool

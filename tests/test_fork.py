@@ -1,0 +1,65 @@
+"""fork() with pooled connections open: gunicorn --preload, Celery prefork."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+
+import pytest
+from django.db import connection
+
+from demo.models import Note
+from django_sqla_pool import registry
+
+from .conftest import backend_pid
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_in_child(body) -> int:  # type: ignore[no-untyped-def]
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            code = body()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_child_opens_its_own_connections_and_the_parent_keeps_working(server) -> None:
+    Note.objects.create(text="before fork")
+    parent_pid = backend_pid(connection)  # checked out by this thread at fork time
+    idle_pids: list[int] = []
+    idle = threading.Thread(
+        target=lambda: (idle_pids.append(backend_pid(connection)), connection.close())
+    )
+    idle.start()
+    idle.join()  # leaves an idle pooled connection too
+    assert idle_pids[0] != parent_pid
+
+    def child() -> int:
+        child_pid = backend_pid(connection)
+        assert connection.connection is not None
+        count = Note.objects.count()
+        connection.close()
+        gc.collect()  # garbage-collect the inherited objects: must not touch the sockets
+        return 0 if child_pid != parent_pid and count == 1 else 3
+
+    assert run_in_child(child) == 0
+    # The parent's session survived: same server process, still answering.
+    assert backend_pid(connection) == parent_pid
+    assert Note.objects.count() == 1
+    # The idle pooled connection inherited by the child is alive as well.
+    alive = server.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [[parent_pid, idle_pids[0]]]
+    ).fetchone()[0]
+    assert alive == 2
+    [pool] = [
+        p
+        for p in registry.pools("default")
+        if p.name.endswith("/" + connection.settings_dict["NAME"])
+    ]
+    assert sum(pool.stats.invalidations.values()) == 0

@@ -1,0 +1,51 @@
+"""release_connections(): returning connections used outside requests."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from demo.models import Note
+from django_sqla_pool import registry, release_connections
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def checked_out() -> int:
+    return sum(p.checkedout() for p in registry.pools("default"))
+
+
+def test_decorated_thread_target_returns_its_connection() -> None:
+    seen: list[int] = []
+
+    @release_connections()
+    def work() -> None:
+        Note.objects.create(text="from a thread")
+        seen.append(checked_out())
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen == [1]
+    assert checked_out() == 0
+    assert Note.objects.count() == 1
+
+
+def test_context_manager_returns_even_when_the_block_raises() -> None:
+    with pytest.raises(ZeroDivisionError), release_connections():
+        Note.objects.count()
+        assert connection.connection is not None
+        1 / 0  # noqa: B018
+    assert connection.connection is None
+
+
+def test_nested_inside_atomic_leaves_the_transaction_alone() -> None:
+    with transaction.atomic():
+        Note.objects.create(text="kept")
+        with release_connections():
+            Note.objects.count()
+        assert connection.connection is not None
+        Note.objects.create(text="still in the same transaction")
+    assert Note.objects.count() == 2
