@@ -2,6 +2,13 @@
 
 from .exceptions import PoolConnectError, PoolTimeout
 from .release import release_connections
+from .stats import pool_stats
 
 __version__ = "0.1.0"
-__all__ = ["PoolConnectError", "PoolTimeout", "__version__", "release_connections"]
+__all__ = [
+    "PoolConnectError",
+    "PoolTimeout",
+    "__version__",
+    "pool_stats",
+    "release_connections",
+]

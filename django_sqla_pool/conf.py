@@ -30,6 +30,9 @@ POOL_KEYS = (
 SERVER_KEYS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
 OUR_KEYS = POOL_KEYS + SERVER_KEYS
 
+#: Marks our connections' application_name: ``[prefix ]sqlapool:<alias>:<host>:<pid>``.
+APP_NAME_MARK = "sqlapool"
+
 RESET_CHOICES = ("rollback", "commit", "discard", "none")
 
 # Keys that libpq, psycopg or Django's backend understand: never "did you mean"-ed.

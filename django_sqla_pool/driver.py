@@ -57,6 +57,12 @@ def socket_readable(conn: Any) -> bool:
     return bool(poller.poll(0))
 
 
+def ping(conn: Any) -> None:
+    """One round trip to the server; raises the driver's error if it fails."""
+    # psycopg 3 accepts an empty query, the cheapest message the server answers.
+    execute_outside_transaction(conn, "" if is_psycopg3 else "SELECT 1")
+
+
 def execute_outside_transaction(conn: Any, sql: str) -> None:
     """Run one statement in autocommit mode, restoring the connection's mode.
 

@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
-from . import driver
+from . import driver, leaks
 from .conf import PoolSettings
 from .exceptions import PoolConnectError, PoolTimeout
 from .fairqueue import FairQueue
@@ -109,6 +109,8 @@ class SqlaPool(QueuePool):
         event.listen(self, "close_detached", self._on_close_detached)
         if reset == "discard":
             event.listen(self, "reset", self._on_reset_discard)
+        if settings.leak_detection_threshold is not None:
+            leaks.ensure_watcher()
 
     def __repr__(self) -> str:
         return f"<SqlaPool {self.name}>"
@@ -237,7 +239,7 @@ class SqlaPool(QueuePool):
         ):
             return
         try:
-            driver.execute_outside_transaction(dbapi_conn, "")
+            driver.ping(dbapi_conn)
         except driver.DriverError as error:
             if driver.is_broken(dbapi_conn):
                 self._invalid_before = now

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import time
 from collections import deque
+from typing import Any
 
 #: Causes an invalidation is counted under.
 INVALIDATION_CAUSES = ("pre_ping", "disconnect", "recycle", "error")
@@ -88,11 +92,9 @@ class PoolStats:
         with self._lock:
             self.leaks_reported += 1
 
-    def counters(self) -> dict[str, object]:
-        """Counters and timings as plain JSON-serialisable values (milliseconds)."""
+    def counters(self) -> dict[str, Any]:
+        """Counters since the pool was created, as plain JSON-serialisable values."""
         with self._lock:
-            waits = list(self._recent_waits)
-            holds = list(self._recent_holds)
             return {
                 "connections_opened": self.connections_opened,
                 "connections_closed": self.connections_closed,
@@ -102,6 +104,14 @@ class PoolStats:
                 "timeouts": self.timeouts,
                 "invalidations": dict(self.invalidations),
                 "leaks_reported": self.leaks_reported,
+            }
+
+    def timings(self) -> dict[str, float]:
+        """Timings in milliseconds: totals and maxima since creation, percentiles recent."""
+        with self._lock:
+            waits = list(self._recent_waits)
+            holds = list(self._recent_holds)
+            return {
                 "wait_ms_total": round(self.wait_seconds_total * 1000, 3),
                 "wait_ms_max": round(self.wait_seconds_max * 1000, 3),
                 "wait_ms_p50": round(_percentile(waits, 0.50) * 1000, 3),
@@ -113,3 +123,40 @@ class PoolStats:
                 "connect_ms_total": round(self.connect_seconds_total * 1000, 3),
                 "connect_ms_max": round(self.connect_seconds_max * 1000, 3),
             }
+
+
+def pool_stats(alias: str | None = None) -> dict[str, Any]:
+    """Everything this process knows about its pools, JSON-serialisable.
+
+    The keys are documented in the README ("Stats"); they are stable.
+    """
+    from . import registry  # registry imports this module
+
+    pools = []
+    for pool in registry.pools(alias):
+        settings = pool.settings
+        pools.append(
+            {
+                "alias": pool.alias,
+                "name": pool.name,
+                "config": {
+                    "pool_size": settings.pool_size,
+                    "max_overflow": settings.max_overflow,
+                    "pool_timeout": settings.pool_timeout,
+                    "pool_recycle": settings.pool_recycle,
+                    "pool_pre_ping": settings.pool_pre_ping,
+                    "pool_use_lifo": settings.pool_use_lifo,
+                    "pool_reset_on_return": settings.pool_reset_on_return,
+                    "leak_detection_threshold": settings.leak_detection_threshold,
+                },
+                "gauges": pool.gauges(),
+                "counters": pool.stats.counters(),
+                "timings": pool.stats.timings(),
+            }
+        )
+    return {
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "time": time.time(),
+        "pools": pools,
+    }

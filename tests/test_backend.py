@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -12,7 +13,7 @@ from django.db.utils import DatabaseError
 
 from demo.models import Note
 from django_sqla_pool import PoolConnectError, PoolTimeout, registry
-from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+from django_sqla_pool.backends.postgresql.base import _HOSTNAME, DatabaseWrapper
 
 from .conftest import backend_pid, pool_of
 
@@ -82,7 +83,7 @@ def test_our_options_never_reach_the_driver_and_libpq_options_pass_through(make_
     )
     params = db.get_connection_params()
     assert "pool_size" not in params and "statement_timeout" not in params
-    assert params["application_name"] == "params-probe"
+    assert params["application_name"].startswith("params-probe sqlapool:params:")
     assert params["connect_timeout"] == 5
     with db.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
@@ -90,7 +91,7 @@ def test_our_options_never_reach_the_driver_and_libpq_options_pass_through(make_
         cursor.execute("SHOW lock_timeout")
         assert cursor.fetchone()[0] == "2s"
         cursor.execute("SELECT current_setting('application_name')")
-        assert cursor.fetchone()[0] == "params-probe"
+        assert cursor.fetchone()[0] == f"params-probe sqlapool:params:{_HOSTNAME}:{os.getpid()}"
 
 
 def test_statement_timeout_cancels_a_long_query_and_the_connection_stays_usable(

@@ -8,6 +8,8 @@ including Django's per-connection setup, runs unchanged.
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from django.db.backends.base.base import NO_DB_ALIAS
@@ -15,8 +17,23 @@ from django.db.backends.postgresql import base
 from django.utils.asyncio import async_unsafe
 
 from ... import driver, registry
-from ...conf import OUR_KEYS, PoolSettings, parse_pool_settings
+from ...conf import APP_NAME_MARK, OUR_KEYS, PoolSettings, parse_pool_settings
 from ...pool import SqlaPool
+
+_HOSTNAME = socket.gethostname()[:20]
+
+
+def application_name(alias: str, prefix: str | None) -> str:
+    """``[prefix ]sqlapool:<alias>:<host>:<pid>``, within PostgreSQL's 63 bytes.
+
+    It tells the server (and ``poolstats``) which process holds each
+    connection; the user's own application_name stays in front.
+    """
+    suffix = f"{APP_NAME_MARK}:{alias[:16]}:{_HOSTNAME}:{os.getpid()}"
+    if not prefix:
+        return suffix
+    room = 63 - len(suffix.encode()) - 1
+    return f"{prefix.encode()[: max(room, 0)].decode(errors='ignore')} {suffix}".lstrip()
 
 
 class _HandOver:
@@ -71,6 +88,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = super().get_connection_params()
         for key in OUR_KEYS:
             params.pop(key, None)
+        params["application_name"] = application_name(self.alias, params.get("application_name"))
         server_options = pool_settings.server_options()
         if server_options:
             # Sent in the startup packet: no round trip, survives DISCARD ALL.
