@@ -28,4 +28,4 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy
 
 tox: $(BIN)/.installed
-	$(BIN)/tox run-parallel --parallel 2
+	$(BIN)/tox run

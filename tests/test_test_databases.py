@@ -33,10 +33,10 @@ def _real_db_has_demo_table(dbname: str) -> bool:
 
 
 def test_manage_py_test_parallel_uses_clones_and_never_the_real_database() -> None:
-    dbname = "sqla_pool_runner_probe"
+    dbname = f"{REAL_DB['name']}_runner_probe"[:40]  # per suite database: runs may overlap
     with raw_connect(dbname="postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {dbname}")
-        admin.execute(f"CREATE DATABASE {dbname}")
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+        admin.execute(f'CREATE DATABASE "{dbname}"')
     try:
         params = REAL_DB["params"]
         host = params.get("host") or "127.0.0.1"
@@ -60,4 +60,4 @@ def test_manage_py_test_parallel_uses_clones_and_never_the_real_database() -> No
         assert not _real_db_has_demo_table(dbname)
     finally:
         with raw_connect(dbname="postgres") as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {dbname}")
+            admin.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
