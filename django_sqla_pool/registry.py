@@ -9,6 +9,7 @@ a new pool instead of reusing connections to the old database.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import weakref
@@ -89,3 +90,6 @@ def _forget_inherited() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_inherited)
+# Close idle connections cleanly at exit instead of leaving the server to
+# notice dropped sockets ("unexpected EOF on client connection").
+atexit.register(close_pools)
