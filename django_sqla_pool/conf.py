@@ -154,23 +154,51 @@ def _fail(alias: str, key: str, value: Any, rule: str) -> InvalidPoolSetting:
     )
 
 
-def _as_number(
-    alias: str, key: str, value: Any, kind: type, *, minimum: float, allow_none: bool, rule: str
-) -> Any:
+@dataclass(frozen=True)
+class _Number:
+    """How one numeric option is read: its type, its lower bound, and the rule to quote."""
+
+    kind: type
+    minimum: float
+    rule: str
+    exclusive: bool = False  # the minimum itself is not allowed
+    allow_none: bool = False
+
+
+_SECONDS_OR_NONE = "use a number of seconds greater than 0, or None to disable"
+_NUMBERS = {
+    "pool_size": _Number(int, 1, "use a whole number of connections, 1 or more"),
+    "max_overflow": _Number(int, 0, "use a whole number of extra connections, 0 or more"),
+    "pool_timeout": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
+    "pool_recycle": _Number(float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True),
+    "leak_detection_threshold": _Number(
+        float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True
+    ),
+    "pool_pre_ping_window": _Number(float, 0, "use a number of seconds, 0 or more"),
+    **{
+        key: _Number(
+            int, 0, "use a whole number of milliseconds, 0 or more (0 disables)", allow_none=True
+        )
+        for key in SERVER_KEYS
+    },
+}
+
+
+def _as_number(alias: str, key: str, value: Any, spec: _Number) -> Any:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-        if allow_none:
+        if spec.allow_none:
             return None
-        raise _fail(alias, key, value, rule)
-    if isinstance(value, bool):
-        raise _fail(alias, key, value, rule)
+        raise _fail(alias, key, value, spec.rule)
+    if isinstance(value, bool) or (
+        spec.kind is int and isinstance(value, float) and not value.is_integer()
+    ):
+        raise _fail(alias, key, value, spec.rule)
     try:
-        number = kind(value.strip()) if isinstance(value, str) else kind(value)
+        number = spec.kind(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
-        raise _fail(alias, key, value, rule) from None
-    if kind is int and isinstance(value, float) and not value.is_integer():
-        raise _fail(alias, key, value, rule)
-    if number < minimum:
-        raise _fail(alias, key, value, rule)
+        raise _fail(alias, key, value, spec.rule) from None
+    if number < spec.minimum or (spec.exclusive and number == spec.minimum):
+        raise _fail(alias, key, value, spec.rule)
     return number
 
 
@@ -186,98 +214,17 @@ def _as_bool(alias: str, key: str, value: Any) -> bool:
 
 
 def _coerce(alias: str, key: str, value: Any) -> Any:
-    if key in ("pool_size",):
-        return _as_number(
-            alias,
-            key,
-            value,
-            int,
-            minimum=1,
-            allow_none=False,
-            rule="use a whole number of connections, 1 or more",
-        )
-    if key == "max_overflow":
-        return _as_number(
-            alias,
-            key,
-            value,
-            int,
-            minimum=0,
-            allow_none=False,
-            rule="use a whole number of extra connections, 0 or more",
-        )
-    if key == "pool_timeout":
-        number = _as_number(
-            alias,
-            key,
-            value,
-            float,
-            minimum=0,
-            allow_none=False,
-            rule="use a number of seconds greater than 0",
-        )
-        if number <= 0:
-            raise _fail(alias, key, value, "use a number of seconds greater than 0")
-        return number
-    if key == "pool_recycle":
-        if value is not None and str(value).strip() == "-1":
-            return None
-        number = _as_number(
-            alias,
-            key,
-            value,
-            float,
-            minimum=0,
-            allow_none=True,
-            rule="use a number of seconds greater than 0, or None to disable",
-        )
-        if number is not None and number <= 0:
-            raise _fail(
-                alias, key, value, "use a number of seconds greater than 0, or None to disable"
-            )
-        return number
-    if key == "leak_detection_threshold":
-        number = _as_number(
-            alias,
-            key,
-            value,
-            float,
-            minimum=0,
-            allow_none=True,
-            rule="use a number of seconds greater than 0, or None to disable",
-        )
-        if number is not None and number <= 0:
-            raise _fail(
-                alias, key, value, "use a number of seconds greater than 0, or None to disable"
-            )
-        return number
-    if key == "pool_pre_ping_window":
-        return _as_number(
-            alias,
-            key,
-            value,
-            float,
-            minimum=0,
-            allow_none=False,
-            rule="use a number of seconds, 0 or more",
-        )
+    if key == "pool_recycle" and str(value).strip() == "-1":
+        return None  # SQLAlchemy's spelling of "never"
+    if key in _NUMBERS:
+        return _as_number(alias, key, value, _NUMBERS[key])
     if key in ("pool_pre_ping", "pool_use_lifo"):
         return _as_bool(alias, key, value)
-    if key == "pool_reset_on_return":
-        text = "none" if value in (None, False) else str(value).strip().lower()
-        if text not in RESET_CHOICES:
-            raise _fail(alias, key, value, "use one of " + ", ".join(map(repr, RESET_CHOICES)))
-        return text
-    # SERVER_KEYS: milliseconds, as in postgresql.conf.
-    return _as_number(
-        alias,
-        key,
-        value,
-        int,
-        minimum=0,
-        allow_none=True,
-        rule="use a whole number of milliseconds, 0 or more (0 disables)",
-    )
+    # pool_reset_on_return
+    text = "none" if value in (None, False) else str(value).strip().lower()
+    if text not in RESET_CHOICES:
+        raise _fail(alias, key, value, "use one of " + ", ".join(map(repr, RESET_CHOICES)))
+    return text
 
 
 def _suggest(key: str) -> str:
