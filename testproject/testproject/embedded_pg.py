@@ -106,39 +106,16 @@ def _with_local_binaries() -> str | None:
             [*run_as, pg_ctl, "-D", str(data_dir), "-m", "fast", "stop"],
             capture_output=True,
         )
+    psql_cmd = [psql, "-h", socket_dir, "-p", "5439", "-U", "postgres", "-d", "postgres"]
     exists = subprocess.run(
-        [
-            psql,
-            "-h",
-            socket_dir,
-            "-p",
-            "5439",
-            "-U",
-            "postgres",
-            "-tAc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'",
-            "postgres",
-        ],
+        [*psql_cmd, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
         capture_output=True,
         text=True,
         check=True,
     )
     if exists.stdout.strip() != "1":
         subprocess.run(
-            [
-                psql,
-                "-h",
-                socket_dir,
-                "-p",
-                "5439",
-                "-U",
-                "postgres",
-                "-c",
-                f"CREATE DATABASE {DB_NAME}",
-                "postgres",
-            ],
-            check=True,
-            capture_output=True,
+            [*psql_cmd, "-c", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True
         )
     return _url(socket_dir) + "&port=5439"
 
