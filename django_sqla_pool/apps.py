@@ -7,4 +7,6 @@ class DjangoSqlaPoolConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, history  # noqa: F401  (checks registers the system checks)
+
+        history.install()

@@ -42,6 +42,7 @@ class PoolStats:
         self.held_seconds_total = 0.0
         self.held_seconds_max = 0.0
         self.leaks_reported = 0
+        self.last_timeout_at: float | None = None
         self._recent_waits: deque[float] = deque(maxlen=_RECENT)
         self._recent_holds: deque[float] = deque(maxlen=_RECENT)
 
@@ -75,6 +76,7 @@ class PoolStats:
     def timed_out(self, waited: float) -> None:
         with self._lock:
             self.timeouts += 1
+            self.last_timeout_at = time.time()
             self.wait_seconds_total += waited
             if waited > self.wait_seconds_max:
                 self.wait_seconds_max = waited
@@ -111,24 +113,34 @@ class PoolStats:
         with self._lock:
             waits = list(self._recent_waits)
             holds = list(self._recent_holds)
-            return {
-                "wait_ms_total": round(self.wait_seconds_total * 1000, 3),
-                "wait_ms_max": round(self.wait_seconds_max * 1000, 3),
-                "wait_ms_p50": round(_percentile(waits, 0.50) * 1000, 3),
-                "wait_ms_p99": round(_percentile(waits, 0.99) * 1000, 3),
-                "held_ms_total": round(self.held_seconds_total * 1000, 3),
-                "held_ms_max": round(self.held_seconds_max * 1000, 3),
-                "held_ms_p50": round(_percentile(holds, 0.50) * 1000, 3),
-                "held_ms_p99": round(_percentile(holds, 0.99) * 1000, 3),
-                "connect_ms_total": round(self.connect_seconds_total * 1000, 3),
-                "connect_ms_max": round(self.connect_seconds_max * 1000, 3),
-            }
+            totals = (
+                self.wait_seconds_total,
+                self.wait_seconds_max,
+                self.held_seconds_total,
+                self.held_seconds_max,
+                self.connect_seconds_total,
+                self.connect_seconds_max,
+            )
+        # Sorted outside the lock: checkouts never wait for a reader's percentiles.
+        wait_total, wait_max, held_total, held_max, connect_total, connect_max = totals
+        return {
+            "wait_ms_total": round(wait_total * 1000, 3),
+            "wait_ms_max": round(wait_max * 1000, 3),
+            "wait_ms_p50": round(_percentile(waits, 0.50) * 1000, 3),
+            "wait_ms_p99": round(_percentile(waits, 0.99) * 1000, 3),
+            "held_ms_total": round(held_total * 1000, 3),
+            "held_ms_max": round(held_max * 1000, 3),
+            "held_ms_p50": round(_percentile(holds, 0.50) * 1000, 3),
+            "held_ms_p99": round(_percentile(holds, 0.99) * 1000, 3),
+            "connect_ms_total": round(connect_total * 1000, 3),
+            "connect_ms_max": round(connect_max * 1000, 3),
+        }
 
 
 def pool_stats(alias: str | None = None) -> dict[str, Any]:
     """Everything this process knows about its pools, JSON-serialisable.
 
-    The keys are documented in the README ("Stats"); they are stable.
+    The keys are documented in docs/observability.md; they are stable.
     """
     from . import registry  # registry imports this module
 
@@ -152,6 +164,7 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
                 "gauges": pool.gauges(),
                 "counters": pool.stats.counters(),
                 "timings": pool.stats.timings(),
+                "last_timeout_at": pool.stats.last_timeout_at,
             }
         )
     return {

@@ -1,0 +1,128 @@
+"""A short in-process history of each pool, for the admin page's chart.
+
+One daemon thread per process (started when a pool opens its first
+connection, and again in a forked child) wakes once a second: it records a
+sample of every pool's gauges and counters in a ring buffer and, when a
+stats directory is configured, writes the process's snapshot (``shared.py``).
+The checkout and checkin path does no extra work for any of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any, NamedTuple
+
+from sqlalchemy import event
+
+logger = logging.getLogger("django_sqla_pool")
+
+#: Seconds between two samples.
+INTERVAL = 1.0
+#: Samples kept per pool: ten minutes at one a second.
+KEEP = 600
+
+
+class Sample(NamedTuple):
+    time: float  # Unix seconds
+    checked_out: int
+    capacity: int  # pool_size + max_overflow
+    waiting: int
+    checkouts: int
+    timeouts: int
+    wait_ms_total: float
+
+
+_lock = threading.Lock()
+_samples: dict[str, deque[Sample]] = {}  # by pool name, so a rebuilt pool continues its line
+_thread: threading.Thread | None = None
+_thread_pid = 0
+
+
+def sample(now: float | None = None) -> None:
+    """Record one sample of every pool of this process."""
+    from . import registry
+
+    now = time.time() if now is None else now
+    for pool in registry.pools():
+        counters = pool.stats
+        point = Sample(
+            time=now,
+            checked_out=pool.checkedout(),
+            capacity=pool.settings.max_connections,
+            waiting=pool.waiting,
+            checkouts=counters.checkouts,
+            timeouts=counters.timeouts,
+            wait_ms_total=round(counters.wait_seconds_total * 1000, 3),
+        )
+        with _lock:
+            ring = _samples.get(pool.name)
+            if ring is None:
+                ring = _samples[pool.name] = deque(maxlen=KEEP)
+            ring.append(point)
+
+
+def samples(pool_name: str, since: float | None = None) -> list[Sample]:
+    """The samples of one pool, oldest first, optionally only those after ``since``."""
+    with _lock:
+        ring = list(_samples.get(pool_name, ()))
+    return ring if since is None else [s for s in ring if s.time >= since]
+
+
+def reset() -> None:
+    """Forget every sample (for tests)."""
+    with _lock:
+        _samples.clear()
+
+
+def _tick() -> None:
+    from . import shared
+
+    sample()
+    shared.maybe_write()
+
+
+def _run() -> None:
+    while True:
+        time.sleep(INTERVAL)
+        try:
+            _tick()
+        except Exception:  # never let the sampler die; the next tick retries
+            logger.exception("pool stats sampler failed")
+
+
+def ensure_sampler() -> None:
+    """Start the sampler thread in this process if it is not running."""
+    global _thread, _thread_pid
+    if _thread is not None and _thread_pid == os.getpid():
+        return
+    with _lock:
+        if _thread is not None and _thread_pid == os.getpid():
+            return
+        _thread = threading.Thread(target=_run, name="django_sqla_pool-stats", daemon=True)
+        _thread_pid = os.getpid()
+        _thread.start()
+
+
+def _on_connect(dbapi_conn: Any, record: Any) -> None:
+    ensure_sampler()
+
+
+def install() -> None:
+    """Start the sampler with the first connection any pool opens (called from AppConfig)."""
+    from .pool import SqlaPool
+
+    if not event.contains(SqlaPool, "connect", _on_connect):
+        event.listen(SqlaPool, "connect", _on_connect)
+
+
+def _forget_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+    _samples.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
