@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,14 +17,20 @@ def _points(coords: list[tuple[float, float]]) -> str:
     return " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
 
 
-def chart(samples: Sequence[Sample], now: float, span: float = 600.0) -> dict[str, Any]:
+def chart(samples: Sequence[Sample], now: float, span: float | None = None) -> dict[str, Any]:
     """Utilisation (% of pool_size + max_overflow checked out) and waiting threads over ``span`` s.
+
+    Without ``span`` the chart covers the samples there are, in whole
+    minutes from one to ten, so a young process's line is not a sliver.
 
     Returns coordinates in a WIDTH x HEIGHT box: ``utilisation`` and
     ``waiting`` are SVG polyline points, ``timeouts`` the x of each sample in
     which a checkout timed out, plus the axes' ticks.
     """
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    if span is None:
+        oldest = min((s.time for s in samples), default=now)
+        span = float(min(10, max(1, math.ceil((now - oldest) / 60))) * 60)
     start = now - span
     shown = [s for s in samples if s.time >= start]
     max_waiting = max([1, *(s.waiting for s in shown)])
@@ -41,7 +48,7 @@ def chart(samples: Sequence[Sample], now: float, span: float = 600.0) -> dict[st
         for prev, cur in itertools.pairwise(shown)
         if cur.timeouts > prev.timeouts
     ]
-    minutes = int(span // 60)
+    minutes = max(1, int(span // 60))
     step = max(1, minutes // 5)
     return {
         "width": WIDTH,
@@ -66,6 +73,11 @@ def chart(samples: Sequence[Sample], now: float, span: float = 600.0) -> dict[st
         "x_ticks": [
             {"x": round(x(now - m * 60), 1), "label": "now" if m == 0 else f"-{m} min"}
             for m in range(minutes, -1, -step)
+        ]
+        if minutes > 1
+        else [
+            {"x": round(x(now - s), 1), "label": "now" if s == 0 else f"-{s} s"}
+            for s in (60, 45, 30, 15, 0)
         ],
         "latest": shown[-1] if shown else None,
     }
