@@ -7,6 +7,7 @@ probing imports of its own.
 
 from __future__ import annotations
 
+import ctypes
 import select
 from typing import Any
 
@@ -20,6 +21,31 @@ Database: Any = _django_pg.Database  # type: ignore[attr-defined]
 DriverError: type[Exception] = Database.Error
 
 _POLL_FLAGS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+class _PollFd(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+
+def _gil_holding_poll() -> Any:
+    """libc's poll(), called through ctypes.PyDLL, which keeps the GIL during the call.
+
+    select.poll() releases the GIL around its system call, even with a zero
+    timeout; with many threads busy, getting it back can cost a whole thread
+    switch interval, far more than the call itself. A zero-timeout poll
+    never blocks, so holding the GIL is harmless. None where libc cannot be
+    loaded this way (Windows); select is used there.
+    """
+    try:
+        poll = ctypes.PyDLL(None).poll
+    except (OSError, AttributeError, TypeError):
+        return None
+    poll.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int]
+    poll.restype = ctypes.c_int
+    return poll
+
+
+_poll = _gil_holding_poll()
 
 
 def connect(params: dict[str, Any]) -> Any:
@@ -41,20 +67,45 @@ def backend_pid(conn: Any) -> int | None:
         return None
 
 
-def socket_readable(conn: Any) -> bool:
-    """Whether the idle connection's socket has data or end-of-file waiting.
+class SocketWatch:
+    """Tells whether an idle connection's socket has data or end-of-file waiting.
 
     An idle PostgreSQL connection receives nothing unless the server is
     ending it (an ErrorResponse, then EOF) or sends a notice or
-    notification. A zero-timeout poll tells that in microseconds.
+    notification. A zero-timeout poll tells that in about a microsecond.
+    Built once per connection: its socket never changes.
     """
-    try:
-        fd = conn.fileno()
-    except Exception:
-        return True
-    poller = select.poll()
-    poller.register(fd, _POLL_FLAGS)
-    return bool(poller.poll(0))
+
+    __slots__ = ("_fd", "_pointer", "_pollfd")
+
+    def __init__(self, conn: Any) -> None:
+        try:
+            self._fd = conn.fileno()
+        except Exception:
+            self._fd = -1
+        self._pollfd = _PollFd(self._fd, _POLL_FLAGS, 0)
+        self._pointer = ctypes.byref(self._pollfd)
+
+    def readable(self) -> bool:
+        if self._fd < 0:
+            return True
+        if _poll is None:
+            return bool(select.select([self._fd], [], [self._fd], 0)[0])
+        return bool(_poll(self._pointer, 1, 0) != 0)
+
+
+def socket_readable(conn: Any) -> bool:
+    """SocketWatch(conn).readable(), for a connection seen once."""
+    return SocketWatch(conn).readable()
+
+
+def transaction_idle(conn: Any) -> bool:
+    """No transaction open on the server (read from libpq, no round trip)."""
+    if conn is None:
+        return False
+    if is_psycopg3:
+        return bool(conn.pgconn.transaction_status == 0)  # PQTRANS_IDLE
+    return bool(conn.info.transaction_status == 0)
 
 
 def ping(conn: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+from sqlalchemy.pool.base import _ConnDialect
 
 from . import driver, leaks
 from .conf import PoolSettings
@@ -55,7 +56,25 @@ class _Retired(Exception):
     cause = None  # the pool was closed; not an invalidation
 
 
-@dataclass
+class _Dialect(_ConnDialect):
+    """How SQLAlchemy resets a returned connection, minus the no-op calls.
+
+    Rolling back or committing an idle connection sends nothing to the
+    server, but still takes the driver's lock and runs its wait loop on
+    every checkin; reading the transaction status from libpq is enough.
+    """
+
+    def do_rollback(self, dbapi_connection: Any) -> None:
+        # SQLAlchemy passes the proxy (the "fairy"); libpq state is on the driver's connection.
+        if not driver.transaction_idle(getattr(dbapi_connection, "dbapi_connection", None)):
+            dbapi_connection.rollback()
+
+    def do_commit(self, dbapi_connection: Any) -> None:
+        if not driver.transaction_idle(getattr(dbapi_connection, "dbapi_connection", None)):
+            dbapi_connection.commit()
+
+
+@dataclass(slots=True)
 class Holding:
     """One checked-out connection: who took it, when, and from where."""
 
@@ -100,10 +119,11 @@ class SqlaPool(QueuePool):
             else ("commit" if reset == "commit" else "rollback"),
             pre_ping=False,  # our own checkout listener decides when a ping is needed
             logging_name=name,
+            dialect=_Dialect(),
         )
+        # Checkout and checkin have no listeners: the checks run in _do_get()
+        # and checkin(), saving SQLAlchemy's event dispatch on every request.
         event.listen(self, "connect", self._on_connect)
-        event.listen(self, "checkout", self._on_checkout)
-        event.listen(self, "checkin", self._on_checkin)
         event.listen(self, "invalidate", self._on_invalidate)
         event.listen(self, "close", self._on_close)
         event.listen(self, "close_detached", self._on_close_detached)
@@ -137,11 +157,11 @@ class SqlaPool(QueuePool):
 
     def checkout(self) -> PoolProxiedConnection:
         """Take a connection, waiting at most ``pool_timeout`` seconds."""
-        start = time.perf_counter()
+        start = time.monotonic()
         try:
             fairy = self.connect()
         except sa_exc.TimeoutError:
-            waited = time.perf_counter() - start
+            waited = time.monotonic() - start
             self.stats.timed_out(waited)
             message = (
                 f"django_sqla_pool: no connection free for database alias {self.alias!r} "
@@ -158,16 +178,17 @@ class SqlaPool(QueuePool):
                 f"django_sqla_pool: could not open a connection for database alias "
                 f"{self.alias!r} ({self.name}): {error}".rstrip()
             ) from error
-        waited = time.perf_counter() - start
+        now = time.monotonic()
+        waited = now - start
         self.stats.checked_out(waited)
-        dbapi_conn = fairy.dbapi_connection
-        pid = driver.backend_pid(dbapi_conn)
-        threshold = self.settings.leak_detection_threshold
+        pid = fairy.info["backend_pid"]
         self.held[id(fairy)] = Holding(
-            since=time.monotonic(),
-            thread=threading.current_thread().name,
-            backend_pid=pid,
-            stack="".join(traceback.format_stack(limit=30)[:-1]) if threshold else None,
+            now,
+            threading.current_thread().name,
+            pid,
+            "".join(traceback.format_stack(limit=30)[:-1])
+            if self.settings.leak_detection_threshold
+            else None,
         )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
@@ -194,6 +215,7 @@ class SqlaPool(QueuePool):
         elif driver.is_broken(dbapi_conn):
             fairy.invalidate(_Disconnected("the server closed the connection"))
         else:
+            fairy.info["returned"] = time.monotonic()
             fairy.close()
 
     # -- internals ------------------------------------------------------------
@@ -217,37 +239,51 @@ class SqlaPool(QueuePool):
         # are not all replaced at the same checkout.
         info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
         info["returned"] = None
+        info["backend_pid"] = pid = driver.backend_pid(dbapi_conn)
+        info["watch"] = driver.SocketWatch(dbapi_conn)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "connect pool=%s backend_pid=%s", self.name, driver.backend_pid(dbapi_conn)
-            )
+            logger.debug("connect pool=%s backend_pid=%s", self.name, pid)
 
-    def _on_checkout(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        info = record.info
+    def _do_get(self) -> Any:
+        record = super()._do_get()
+        dbapi_conn = record.dbapi_connection
+        if dbapi_conn is None:
+            return record  # SQLAlchemy connects it in get_connection()
+        try:
+            unusable = self._unusable(record.info, dbapi_conn)
+        except BaseException:
+            record.invalidate()
+            self._do_return_conn(record)
+            raise
+        if unusable is not None:
+            # SQLAlchemy's checkout then opens a new connection in its place
+            # (get_connection() on an invalidated record), before the caller
+            # sees anything.
+            record.invalidate(unusable)
+        return record
+
+    def _unusable(self, info: dict[str, Any], dbapi_conn: Any) -> Exception | None:
+        """Why this idle connection must not be handed out, or None if it may."""
         now = time.monotonic()
         if now >= info["expires"]:
-            raise _Recycle("connection older than pool_recycle")
+            return _Recycle("connection older than pool_recycle")
         returned = info["returned"]
         if returned is None:
-            return  # never ping a connection that was just opened
+            return None  # never ping a connection that was just opened
         if info["born"] < self._invalid_before:
-            raise _Stale("opened before a connection that failed its ping")
-        if not self.settings.pool_pre_ping:
-            return
-        if now - returned <= self.settings.pool_pre_ping_window and not driver.socket_readable(
-            dbapi_conn
-        ):
-            return
+            return _Stale("opened before a connection that failed its ping")
+        settings = self.settings
+        if not settings.pool_pre_ping:
+            return None
+        if now - returned <= settings.pool_pre_ping_window and not info["watch"].readable():
+            return None
         try:
             driver.ping(dbapi_conn)
         except driver.DriverError as error:
             if driver.is_broken(dbapi_conn):
                 self._invalid_before = now
-            raise _PingFailed(f"ping failed: {error}".strip()) from error
-
-    def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
-        if dbapi_conn is not None:
-            record.info["returned"] = time.monotonic()
+            return _PingFailed(f"ping failed: {error}".strip())
+        return None
 
     def _on_invalidate(self, dbapi_conn: Any, record: Any, error: BaseException | None) -> None:
         cause = getattr(error, "cause", "error")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
-from django.utils.asyncio import async_unsafe
 
 from ... import driver, registry
 from ...conf import APP_NAME_MARK, OUR_KEYS, PoolSettings, parse_pool_settings
@@ -54,12 +54,30 @@ class _HandOver:
         return getattr(driver.Database, name)
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+class _Params(NamedTuple):
+    """get_connection_params()'s result, and what it was computed from."""
+
+    marker: tuple[Any, ...]
+    params: dict[str, Any]
+    settings: PoolSettings
+    pool: SqlaPool | None
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pooled: Any = None
         self._pooled_from: SqlaPool | None = None
         self._settings_cache: tuple[Any, PoolSettings] | None = None
+        self._params_cache: _Params | None = None
         registry.track(self)
 
     @property
@@ -83,8 +101,45 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # connection pooled would only hold a server slot.
         return self.alias != NO_DB_ALIAS
 
+    def _params_marker(self) -> tuple[Any, ...]:
+        # Everything get_connection_params() reads. Test database creation
+        # changes NAME in place, tests swap OPTIONS or TIME_ZONE: any change
+        # makes a new marker, hence new parameters and a new pool.
+        sd = self.settings_dict
+        return (
+            sd.get("NAME"),
+            sd.get("USER"),
+            sd.get("PASSWORD"),
+            sd.get("HOST"),
+            sd.get("PORT"),
+            sd.get("CONN_MAX_AGE", 0),
+            sd.get("OPTIONS"),
+            settings.USE_TZ,
+            self.timezone,
+        )
+
     def get_connection_params(self) -> dict[str, Any]:
+        # Django calls this at every connect(), that is at every checkout;
+        # computing it (and validating the pool settings) costs more than
+        # taking a connection from the pool, so it is computed once per
+        # wrapper and settings.
+        marker = self._params_marker()
+        cached = self._params_cache
+        if cached is not None and cached.marker == marker:
+            return dict(cached.params)
         pool_settings = self.pool_settings
+        params = self._compute_connection_params(pool_settings)
+        options = marker[6] or {}
+        # The marker keeps a shallow copy of OPTIONS; a value that could be
+        # changed in place (a nested dict) would go unnoticed, so never cache then.
+        if all(_hashable(v) for v in options.values()):
+            marker = (*marker[:6], dict(options), *marker[7:])
+            self._params_cache = _Params(marker, params, pool_settings, None)
+        else:
+            self._params_cache = None
+        return dict(params)
+
+    def _compute_connection_params(self, pool_settings: PoolSettings) -> dict[str, Any]:
         params = super().get_connection_params()
         for key in OUR_KEYS:
             params.pop(key, None)
@@ -95,11 +150,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
             params["options"] = f"{params.get('options') or ''} {server_options}".strip()
         return params
 
-    @async_unsafe
+    # Not @async_unsafe: connect() is, and so is the super() call below.
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self.uses_pool:
             return super().get_new_connection(conn_params)
-        pool = registry.get_pool(self.alias, conn_params, self.pool_settings)
+        pool = self._pool_for(conn_params)
         fairy = pool.checkout()
         self.Database = _HandOver(fairy.dbapi_connection)  # type: ignore[assignment]
         try:
@@ -111,6 +166,29 @@ class DatabaseWrapper(base.DatabaseWrapper):
             del self.Database
         self._pooled, self._pooled_from = fairy, pool
         return connection
+
+    def _pool_for(self, conn_params: dict[str, Any]) -> SqlaPool:
+        cached = self._params_cache
+        if cached is not None and cached.params == conn_params:
+            pool = cached.pool
+            if pool is None or pool.retired:
+                pool = registry.get_pool(self.alias, conn_params, cached.settings)
+                self._params_cache = cached._replace(pool=pool)
+            return pool
+        return registry.get_pool(self.alias, conn_params, self.pool_settings)
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        # Django sets autocommit at every connect(), i.e. every checkout; on an
+        # idle connection already in that mode the driver would do nothing
+        # but take its lock and run its wait loop.
+        conn = self.connection
+        if (
+            self._pooled is not None
+            and conn.autocommit == autocommit
+            and driver.transaction_idle(conn)
+        ):
+            return
+        super()._set_autocommit(autocommit)  # type: ignore[misc]
 
     def _close(self) -> None:
         fairy, pool = self._pooled, self._pooled_from
@@ -129,6 +207,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _forget_pooled_connection(self) -> None:
         """After fork(): drop the parent's connection without closing or resetting it."""
+        # The parent's pools are gone, and application_name names the parent's pid.
+        self._params_cache = None
         fairy = self._pooled
         if fairy is None:
             return
