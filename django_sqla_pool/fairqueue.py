@@ -8,6 +8,7 @@ time out. Here a returned connection is handed directly to the oldest waiter.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -35,6 +36,9 @@ class FairQueue(QueueCommon[_T]):
         self.mutex = threading.Lock()
         self._items: deque[_T] = deque()
         self._waiters: deque[_Waiter[_T]] = deque()
+        #: Until this time.monotonic() value, put() keeps items beyond maxsize
+        #: instead of raising Full (the pool then keeps an overflow connection).
+        self.keep_surplus_until = -math.inf
 
     def qsize(self) -> int:
         return len(self._items)
@@ -60,7 +64,7 @@ class FairQueue(QueueCommon[_T]):
                 waiter.item = item
                 waiter.event.set()
                 return
-            if self.full():
+            if self.full() and time.monotonic() >= self.keep_surplus_until:
                 raise Full
             self._items.append(item)
 
