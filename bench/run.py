@@ -1,0 +1,305 @@
+"""Benchmark django-sqla-pool against what a Django user would pick instead.
+
+    python bench/run.py                 # all variants and workloads, 3 repeats
+    python bench/run.py --markdown out.md --repeats 5
+
+Every (variant, workload, repeat) runs in its own process (worker.py), with
+a separate process polling pg_stat_activity for the peak number of server
+connections (poller.py). Repeats are interleaved so drift on a busy machine
+hits every variant alike. The table shows medians of the repeats and each
+figure's ratio to persistent connections and to Django's built-in pool;
+then the targets, PASS or FAIL. Exit status 1 if a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {
+    "no_pool": "no pool (CONN_MAX_AGE=0)",
+    "persistent": "persistent (CONN_MAX_AGE=None)",
+    "django_pool": "Django's pool (OPTIONS['pool'])",
+    "sqla_pool": "django-sqla-pool (pre_ping on)",
+}
+WORKLOADS = {
+    "sequential": "sequential: 1 thread",
+    "concurrent": "concurrent: 16 threads, pool 10+10",
+    "oversubscribed": "oversubscribed: 64 threads, 5 ms hold, pool 10+10",
+    "fault": "fault: 16 threads; between rounds the server ends every idle connection",
+}
+METRICS = (
+    ("throughput", "req/s", "{:,.0f}"),
+    ("p50_us", "p50 µs", "{:,.0f}"),
+    ("p99_us", "p99 µs", "{:,.0f}"),
+    ("connect_us", "get conn µs", "{:,.1f}"),
+    ("peak_connections", "server conns", "{:.0f}"),
+    ("failed", "failed", "{:.0f}"),
+)
+MAX_CONNECTIONS = 20  # pool_size + max_overflow, as configured in worker.py
+
+
+def admin_connect(conn: dict[str, Any]) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=conn["host"], port=conn["port"], user=conn["user"], dbname="postgres", autocommit=True
+    )
+
+
+def prepare_database(conn: dict[str, Any]) -> str:
+    with admin_connect(conn) as admin:
+        exists = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [conn["dbname"]]
+        ).fetchone()
+        if not exists:
+            admin.execute(f'CREATE DATABASE "{conn["dbname"]}"')
+        return str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+
+
+def wait_until_no_connections(conn: dict[str, Any], timeout: float = 10.0) -> None:
+    """A finished worker's backends may linger a moment; they must not count for the next."""
+    deadline = time.monotonic() + timeout
+    with admin_connect(conn) as admin:
+        while time.monotonic() < deadline:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [conn["dbname"]]
+            ).fetchone()
+            if row and row[0] == 0:
+                return
+            time.sleep(0.02)
+
+
+def run_one(variant: str, workload: str, conn: dict[str, Any], scale: float) -> dict[str, Any]:
+    wait_until_no_connections(conn)
+    poller = subprocess.Popen(
+        [sys.executable, str(HERE / "poller.py"), json.dumps(conn)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert poller.stdin is not None and poller.stdout is not None
+    poller.stdout.readline()  # "ready"
+    try:
+        worker = subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "worker.py"),
+                "--variant",
+                variant,
+                "--workload",
+                workload,
+                "--scale",
+                str(scale),
+                "--conn",
+                json.dumps(conn),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        poller.stdin.close()
+        peak = poller.stdout.readline()
+        poller.wait(timeout=10)
+    if worker.returncode != 0 or not worker.stdout.strip():
+        raise SystemExit(f"{variant}/{workload} failed:\n{worker.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(worker.stdout.strip().splitlines()[-1])
+    result["peak_connections"] = int(peak)
+    return result
+
+
+def median_results(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    merged = {key: statistics.median(r[key] for r in runs) for key, _, _ in METRICS}
+    # Limits and failures must hold in every repeat, not only in the median one.
+    merged["peak_max"] = max(r["peak_connections"] for r in runs)
+    merged["failed_total"] = sum(r["failed"] for r in runs)
+    merged["requests"] = statistics.median(r["requests"] for r in runs)
+    merged["killed"] = statistics.median(r.get("killed", 0) for r in runs)
+    return merged
+
+
+def ratio(value: float, reference: float | None) -> str:
+    if reference is None or reference == 0:
+        return "-"
+    return f"{value / reference:.2f}"
+
+
+def cell(results: dict[str, dict[str, Any]], variant: str, key: str, fmt: str) -> str:
+    value = results[variant][key]
+    persistent = results.get("persistent", {}).get(key)
+    django = results.get("django_pool", {}).get(key)
+    return f"{fmt.format(value)} ({ratio(value, persistent)} / {ratio(value, django)})"
+
+
+def tables(all_results: dict[str, dict[str, dict[str, Any]]], markdown: bool) -> str:
+    lines = []
+    for workload, results in all_results.items():
+        title = WORKLOADS[workload]
+        rows = [
+            [VARIANTS[v], *(cell(results, v, key, fmt) for key, _, fmt in METRICS)] for v in results
+        ]
+        header = ["variant", *(label for _, label, _ in METRICS)]
+        if markdown:
+            lines.append(f"**{title}**\n")
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            lines.extend("| " + " | ".join(row) + " |" for row in rows)
+        else:
+            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+            lines.append(title)
+            for row in [header, *rows]:
+                lines.append(
+                    "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def targets(all_results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, bool, str]]:
+    def get(workload: str, variant: str) -> dict[str, Any] | None:
+        return all_results.get(workload, {}).get(variant)
+
+    checks: list[tuple[str, bool, str]] = []
+    ours, persistent = get("sequential", "sqla_pool"), get("sequential", "persistent")
+    if ours and persistent:
+        r = ours["p50_us"] / persistent["p50_us"]
+        checks.append(("sequential p50 <= 1.10 x persistent", r <= 1.10, f"{r:.3f} x"))
+    ours, django = get("oversubscribed", "sqla_pool"), get("oversubscribed", "django_pool")
+    if ours and django:
+        ok = ours["p99_us"] <= django["p99_us"]
+        detail = f"{ours['p99_us'] / 1000:.1f} ms vs {django['p99_us'] / 1000:.1f} ms"
+        checks.append(("oversubscribed p99 <= Django's pool", ok, detail))
+    ours = get("fault", "sqla_pool")
+    if ours:
+        detail = f"{ours['failed_total']:.0f} failed in all repeats"
+        checks.append(("fault run: 0 failed requests", ours["failed_total"] == 0, detail))
+    ours, django = get("concurrent", "sqla_pool"), get("concurrent", "django_pool")
+    if ours and django:
+        r = ours["throughput"] / django["throughput"]
+        checks.append(("concurrent throughput >= 0.95 x Django's pool", r >= 0.95, f"{r:.3f} x"))
+    peaks = [res["sqla_pool"]["peak_max"] for res in all_results.values() if "sqla_pool" in res]
+    if peaks:
+        checks.append(
+            (
+                f"server connections <= {MAX_CONNECTIONS} (pool_size + max_overflow)",
+                max(peaks) <= MAX_CONNECTIONS,
+                f"peak {max(peaks)} in any run",
+            )
+        )
+    return checks
+
+
+def environment(server_version: str) -> str:
+    import django
+    import psycopg_pool
+    import sqlalchemy
+
+    import django_sqla_pool
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = "?"
+    return (
+        f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}\n"
+        f"python {platform.python_version()}, Django {django.__version__}, "
+        f"psycopg {psycopg.__version__}, psycopg_pool {psycopg_pool.__version__}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, PostgreSQL {server_version}, "
+        f"django-sqla-pool {django_sqla_pool.__version__} ({commit})"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply request counts and durations"
+    )
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5432)
+    parser.add_argument("--user", default="postgres")
+    parser.add_argument("--dbname", default="sqla_pool_bench")
+    parser.add_argument("--markdown", help="also write the results as Markdown to this file")
+    args = parser.parse_args()
+    conn = {"host": args.host, "port": args.port, "user": args.user, "dbname": args.dbname}
+    variants = args.variants.split(",")
+    workloads = args.workloads.split(",")
+    server_version = prepare_database(conn)
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    started = time.monotonic()
+    for repeat in range(1, args.repeats + 1):
+        for workload in workloads:
+            for variant in variants:
+                result = run_one(variant, workload, conn, args.scale)
+                runs.setdefault((workload, variant), []).append(result)
+                print(
+                    f"[{time.monotonic() - started:5.0f} s] repeat {repeat} {workload:<14} "
+                    f"{variant:<12} {result['throughput']:8,.0f} req/s  "
+                    f"p50 {result['p50_us']:8,.0f} µs  p99 {result['p99_us']:8,.0f} µs  "
+                    f"failed {result['failed']}",
+                    flush=True,
+                )
+
+    all_results = {
+        w: {v: median_results(runs[(w, v)]) for v in variants if (w, v) in runs} for w in workloads
+    }
+    env = environment(server_version)
+    checks = targets(all_results)
+    legend = (
+        f"Medians of {args.repeats} repeats. Each cell: value (ratio to persistent / "
+        "ratio to Django's pool). 'get conn µs': mean time per request spent in "
+        "connect() (opening a connection, or taking one from the pool including any wait). "
+        "'server conns': peak in pg_stat_activity. Fault-run throughput and latency include "
+        "the pauses."
+    )
+    verdicts = [f"{'PASS' if ok else 'FAIL'}  {name}: {detail}" for name, ok, detail in checks]
+    print()
+    print(env)
+    print(f"command: {command}")
+    print(legend)
+    print()
+    print(tables(all_results, markdown=False))
+    print("Targets (django-sqla-pool, pool_pre_ping on):")
+    for line in verdicts:
+        print("  " + line)
+    if args.markdown:
+        Path(args.markdown).write_text(
+            f"{env}\n\ncommand: `{command}`\n\n{legend}\n\n"
+            + tables(all_results, markdown=True)
+            + "\nTargets (django-sqla-pool, pool_pre_ping on):\n\n"
+            + "\n".join(f"- {line}" for line in verdicts)
+            + "\n"
+        )
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
