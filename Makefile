@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint tox
+.PHONY: install demo test lint tox bench
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
@@ -29,3 +29,6 @@ lint: $(BIN)/.installed
 
 tox: $(BIN)/.installed
 	$(BIN)/tox run
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/run.py

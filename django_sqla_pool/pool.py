@@ -40,6 +40,10 @@ logger = logging.getLogger("django_sqla_pool")
 #: later under steady load above pool_size.
 OVERFLOW_LINGER = 10.0
 
+#: Seconds of waiting for a connection after which the checkout is logged at
+#: WARNING (half of pool_timeout if that is shorter).
+SLOW_WAIT = 1.0
+
 
 class _Recycle(sa_exc.DisconnectionError):
     cause = "recycle"
@@ -114,6 +118,8 @@ class SqlaPool(QueuePool):
         self.held: dict[int, Holding] = {}
         self._connect_params = connect_params
         self._invalid_before = -math.inf
+        # A wait this long is logged at WARNING: the pool is close to exhaustion.
+        self._slow_wait = min(SLOW_WAIT, settings.pool_timeout / 2)
         reset = settings.pool_reset_on_return
         super().__init__(
             self._open_connection,
@@ -188,6 +194,16 @@ class SqlaPool(QueuePool):
         now = time.monotonic()
         waited = now - start
         self.stats.checked_out(waited)
+        if waited >= self._slow_wait:
+            logger.warning(
+                "slow checkout: pool=%s waited %.3f s for a connection (pool_size=%s, "
+                "max_overflow=%s, %s threads still waiting)",
+                self.name,
+                waited,
+                self.settings.pool_size,
+                self.settings.max_overflow,
+                self.waiting,
+            )
         pid = fairy.info["backend_pid"]
         self.held[id(fairy)] = Holding(
             now,

@@ -179,6 +179,27 @@ def test_exhausted_pool_raises_a_clear_operational_error_and_logs_it(make_wrappe
     assert pool_of(holder).stats.timeouts == 1
 
 
+def test_slow_wait_is_logged_at_warning(make_wrapper, caplog) -> None:
+    holder = make_wrapper("slow", pool_size=1, max_overflow=0, pool_timeout=0.4)
+    backend_pid(holder)
+    caplog.set_level(logging.WARNING, logger="django_sqla_pool")
+    release = threading.Timer(0.3, holder.close)  # the slow holder returns it after 0.3 s
+    holder.inc_thread_sharing()
+    release.start()
+    waiter = make_wrapper("slow", pool_size=1, max_overflow=0, pool_timeout=0.4)
+    try:
+        waiter.ensure_connection()  # waits ~0.3 s: more than pool_timeout / 2
+    finally:
+        release.join()
+        holder.dec_thread_sharing()
+    assert any(
+        r.levelno == logging.WARNING
+        and "slow checkout" in r.getMessage()
+        and "slow" in r.getMessage()
+        for r in caplog.records
+    )
+
+
 def test_dead_server_is_a_different_clear_error_without_the_password(make_wrapper) -> None:
     settings_dict = {
         **connection.settings_dict,
