@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -137,9 +137,6 @@ class PoolSettings:
         )
 
 
-_DEFAULTS = PoolSettings()
-
-
 class InvalidPoolSetting(ImproperlyConfigured):
     """A DATABASES entry the pool cannot work with; ``check_id`` is its system check id."""
 
@@ -264,8 +261,3 @@ def parse_pool_settings(alias: str, settings_dict: Mapping[str, Any]) -> PoolSet
                 f"django_sqla_pool.{_suggest(key)} Known options: {', '.join(OUR_KEYS)}."
             )
     return PoolSettings(**values)
-
-
-def defaults() -> dict[str, Any]:
-    """Every option and its default, for documentation and ``poolstats``."""
-    return {f.name: getattr(_DEFAULTS, f.name) for f in fields(PoolSettings)}
