@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.db import connection, connections
@@ -76,6 +77,19 @@ class RawConnection:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+def database_url(password: str = "", port: Any = None, dbname: str | None = None) -> str:
+    """A DATABASE_URL for subprocesses: the suite's server, over TCP or a Unix socket."""
+    params = REAL_DB["params"]
+    user = params.get("user") or "postgres"
+    secret = f":{quote(password, safe='')}" if password else ""
+    host = params.get("host") or "127.0.0.1"
+    port = port or params.get("port") or 5432
+    dbname = dbname or params["dbname"]
+    if host.startswith("/"):  # the embedded server listens on a socket directory
+        return f"postgres://{user}{secret}@/{dbname}?host={quote(host, safe='/')}&port={port}"
+    return f"postgres://{user}{secret}@{host}:{port}/{dbname}"
 
 
 def raw_connect(**overrides: Any) -> RawConnection:

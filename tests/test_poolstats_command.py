@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django_sqla_pool import PoolTimeout, pool_stats
 from django_sqla_pool.backends.postgresql.base import _HOSTNAME
 
-from .conftest import REAL_DB, backend_pid
+from .conftest import backend_pid, database_url
 from .workers import ROOT, start_worker, stop_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -257,15 +257,6 @@ def run_manage_py(*args: str, env: dict[str, str]) -> subprocess.CompletedProces
         text=True,
         timeout=120,
     )
-
-
-def database_url(password: str = "", port: Any = None) -> str:
-    params = REAL_DB["params"]
-    user = params.get("user") or "postgres"
-    secret = f":{password}" if password else ""
-    host = params.get("host") or "127.0.0.1"
-    port = port or params.get("port") or 5432
-    return f"postgres://{user}{secret}@{host}:{port}/{params['dbname']}"
 
 
 def test_manage_py_shows_every_worker_and_never_the_password(tmp_path) -> None:

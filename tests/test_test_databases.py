@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from .conftest import REAL_DB, raw_connect
+from .conftest import REAL_DB, database_url, raw_connect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +38,7 @@ def test_manage_py_test_parallel_uses_clones_and_never_the_real_database() -> No
         admin.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
         admin.execute(f'CREATE DATABASE "{dbname}"')
     try:
-        params = REAL_DB["params"]
-        host = params.get("host") or "127.0.0.1"
-        url = f"postgres://{params.get('user') or 'postgres'}@/{dbname}?host={host}"
-        if params.get("port"):
-            url += f"&port={params['port']}"
-        env = {**os.environ, "DATABASE_URL": url}
+        env = {**os.environ, "DATABASE_URL": database_url(dbname=dbname)}
         result = subprocess.run(
             [sys.executable, "manage.py", "test", "--parallel", "2", "--noinput", "demo"],
             cwd=ROOT / "testproject",
