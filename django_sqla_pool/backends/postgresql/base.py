@@ -219,6 +219,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return
         super()._set_autocommit(autocommit)  # type: ignore[misc]
 
+    def _configure_timezone(self, connection: Any) -> bool:
+        # Django runs this at every connect(), i.e. every checkout. When the
+        # session's time zone already matches, psycopg 3's libpq object tells
+        # so without building a ConnectionInfo and decoding through it;
+        # otherwise Django's own code reads and sets it.
+        timezone_name = self.timezone_name
+        if driver.is_psycopg3 and timezone_name and self._lease.record is not None:
+            current = connection.pgconn.parameter_status(b"TimeZone")
+            if current is not None and current == timezone_name.encode():
+                return False
+        return bool(super()._configure_timezone(connection))  # type: ignore[misc]
+
     def _close(self) -> None:
         lease = self._lease
         record, pool = lease.record, lease.pool
