@@ -15,13 +15,15 @@ import random
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import PoolProxiedConnection, QueuePool
-from sqlalchemy.pool.base import _ConnDialect
+from sqlalchemy.pool import PoolResetState, QueuePool
+
+# Private names, present in SQLAlchemy 2.0 and 2.1: the record type checkout()
+# returns, the reset modes QueuePool stores, and the dialect hook we override.
+from sqlalchemy.pool.base import _ConnDialect, _ConnectionRecord, reset_commit, reset_rollback
 
 from . import driver, leaks
 from .conf import PoolSettings
@@ -85,15 +87,27 @@ class _Dialect(_ConnDialect):
             dbapi_connection.commit()
 
 
-@dataclass(slots=True)
 class Holding:
     """One checked-out connection: who took it, when, and from where."""
 
-    since: float
-    thread: str
-    backend_pid: int | None
-    stack: str | None = None
-    reported: bool = False
+    __slots__ = ("backend_pid", "reported", "since", "stack", "thread_id")
+
+    def __init__(
+        self, since: float, thread_id: int, backend_pid: int | None, stack: str | None = None
+    ) -> None:
+        self.since = since
+        self.thread_id = thread_id
+        self.backend_pid = backend_pid
+        self.stack = stack
+        self.reported = False
+
+    @property
+    def thread(self) -> str:
+        """The name of the thread that took the connection (looked up when reported)."""
+        for thread in threading.enumerate():
+            if thread.ident == self.thread_id:
+                return thread.name
+        return f"ended thread {self.thread_id}"
 
 
 class SqlaPool(QueuePool):
@@ -168,11 +182,28 @@ class SqlaPool(QueuePool):
 
     # -- checkout and checkin, as the backend uses them ------------------------
 
-    def checkout(self) -> PoolProxiedConnection:
+    # SQLAlchemy's pool.connect() wraps each checkout in a _ConnectionFairy (a
+    # proxy, a weakref finalizer and its bookkeeping), which costs more than
+    # the rest of a checkout and checkin together. The backend instead holds
+    # the pool's record itself and has its own garbage-collection safety net
+    # (see DatabaseWrapper.__init__), so checkout() and checkin() do the
+    # fairy's work directly: the same queue, overflow accounting, timeout,
+    # reconnection of invalidated records, reset, events and counters.
+
+    def checkout(self) -> _ConnectionRecord:
         """Take a connection, waiting at most ``pool_timeout`` seconds."""
         start = time.monotonic()
         try:
-            fairy = self.connect()
+            record: _ConnectionRecord = self._do_get()
+            try:
+                # Private API (2.0 and 2.1): opens a new connection in a record
+                # whose connection was invalidated (by the liveness check in
+                # _do_get(), or earlier); otherwise returns the open one.
+                record.get_connection()
+            except BaseException as error:
+                # Private API (2.0 and 2.1): invalidates and returns the record.
+                record._checkin_failed(error, _fairy_was_created=False)
+                raise
         except sa_exc.TimeoutError:
             waited = time.monotonic() - start
             self.stats.timed_out(waited)
@@ -204,10 +235,10 @@ class SqlaPool(QueuePool):
                 self.settings.max_overflow,
                 self.waiting,
             )
-        pid = fairy.info["backend_pid"]
-        self.held[id(fairy)] = Holding(
+        pid = record.info["backend_pid"]
+        self.held[id(record)] = Holding(
             now,
-            threading.current_thread().name,
+            threading.get_ident(),
             pid,
             "".join(traceback.format_stack(limit=30)[:-1])
             if self.settings.leak_detection_threshold
@@ -217,29 +248,66 @@ class SqlaPool(QueuePool):
             logger.debug(
                 "checkout pool=%s backend_pid=%s waited_ms=%.3f", self.name, pid, waited * 1000
             )
-        return fairy
+        return record
 
-    def checkin(self, fairy: PoolProxiedConnection) -> None:
+    def checkin(self, record: _ConnectionRecord) -> None:
         """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
-        holding = self.held.pop(id(fairy), None)
+        now = time.monotonic()
+        holding = self.held.pop(id(record), None)
         if holding is not None:
-            self.stats.checked_in(time.monotonic() - holding.since)
-        dbapi_conn = fairy.dbapi_connection
+            self.stats.checked_in(now - holding.since)
+        dbapi_conn = record.dbapi_connection
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "checkin pool=%s backend_pid=%s",
                 self.name,
                 holding.backend_pid if holding else None,
             )
-        if dbapi_conn is None or not fairy.is_valid:
-            fairy.close()
-        elif self.retired:
-            fairy.invalidate(_Retired("pool closed"))
-        elif driver.is_broken(dbapi_conn):
-            fairy.invalidate(_Disconnected("the server closed the connection"))
-        else:
-            fairy.info["returned"] = time.monotonic()
-            fairy.close()
+        try:
+            if dbapi_conn is None:
+                pass  # already invalidated: nothing to reset
+            elif self.retired:
+                record.invalidate(_Retired("pool closed"))
+            elif driver.is_broken(dbapi_conn):
+                record.invalidate(_Disconnected("the server closed the connection"))
+            else:
+                record.info["returned"] = now
+                self._reset(record, dbapi_conn)
+        finally:
+            # Private API (2.0 and 2.1): runs the 'checkin' listeners and puts
+            # the record back in the queue (or closes it when the queue is full).
+            record.checkin(_fairy_was_created=False)
+
+    def _reset(self, record: _ConnectionRecord, dbapi_conn: Any) -> None:
+        """What SQLAlchemy's fairy does on return: 'reset' listeners, then rollback or commit."""
+        try:
+            if self.dispatch.reset:
+                self.dispatch.reset(
+                    dbapi_conn,
+                    record,
+                    PoolResetState(
+                        transaction_was_reset=False, terminate_only=False, asyncio_safe=True
+                    ),
+                )
+            mode = self._reset_on_return
+            # Rolling back or committing an idle connection sends nothing to
+            # the server but still takes the driver's lock and runs its wait
+            # loop; libpq's transaction status tells without a round trip.
+            if mode is not reset_rollback and mode is not reset_commit:
+                return
+            if driver.transaction_idle(dbapi_conn):
+                return
+            if mode is reset_rollback:
+                dbapi_conn.rollback()
+            else:
+                dbapi_conn.commit()
+        except Exception as error:
+            # As SQLAlchemy does: log, invalidate (counted as "error"), go on.
+            self.logger.error("Exception during reset or similar", exc_info=True)
+            record.invalidate(error)
+        except BaseException as error:
+            record.invalidate(error)
+            raise
 
     # -- internals ------------------------------------------------------------
 

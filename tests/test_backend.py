@@ -309,3 +309,78 @@ def test_waiters_are_served_first_come_first_served(make_wrapper) -> None:
     for t in threads:
         t.join(10)
     assert order == [0, 1, 2, 3]
+
+
+def test_wrapper_garbage_collected_with_a_connection_returns_it_rolled_back(
+    make_wrapper, server
+) -> None:
+    import gc
+
+    db = DatabaseWrapper({**connection.settings_dict}, alias="forgotten")
+    db.ensure_connection()
+    db.set_autocommit(False)
+    pid = backend_pid(db)  # leaves a transaction open
+    pool = pool_of(db)
+    assert pool.checkedout() == 1
+    del db
+    gc.collect()
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    assert pool.stats.checkins == pool.stats.checkouts == 1
+    assert server_state(server, pid) == "idle"
+    registry.close_pools("forgotten")
+
+
+def test_failed_reset_invalidates_the_connection_and_frees_its_slot(make_wrapper, caplog) -> None:
+    from sqlalchemy import event
+
+    db = make_wrapper("badreset")
+    backend_pid(db)
+    pool = pool_of(db)
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("reset failed")
+
+    event.listen(pool, "reset", fail)
+    with caplog.at_level(logging.ERROR):
+        db.close()
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)
+    assert pool.stats.invalidations["error"] == 1
+    assert pool.stats.connections_closed == 1
+    assert "Exception during reset" in caplog.text
+    event.remove(pool, "reset", fail)
+    backend_pid(db)  # the slot opens a new connection
+    assert pool.stats.connections_opened == 2
+
+
+def test_leak_report_names_the_thread_that_took_the_connection(caplog) -> None:
+    from django_sqla_pool import leaks
+    from django_sqla_pool.pool import Holding
+
+    taken, done = threading.Event(), threading.Event()
+    settings_dict = {
+        **connection.settings_dict,
+        "OPTIONS": {**connection.settings_dict["OPTIONS"], "leak_detection_threshold": 0.01},
+    }
+
+    def hold() -> None:
+        db = DatabaseWrapper(settings_dict, alias="leaky")
+        db.ensure_connection()
+        taken.set()
+        done.wait(10)
+        db.close()
+
+    worker = threading.Thread(target=hold, name="leaky-worker")
+    try:
+        with caplog.at_level(logging.WARNING, logger="django_sqla_pool"):
+            worker.start()
+            assert taken.wait(10)
+            time.sleep(0.05)
+            leaks.scan()  # or the watcher thread already did
+        [pool] = registry.pools("leaky")
+        assert pool.stats.leaks_reported == 1
+        assert "by thread 'leaky-worker'" in caplog.text
+    finally:
+        done.set()
+        worker.join()
+        registry.close_pools("leaky")
+    assert Holding(0.0, worker.ident or 0, None).thread == f"ended thread {worker.ident}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import weakref
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -62,6 +63,31 @@ def _hashable(value: Any) -> bool:
     return True
 
 
+class _Lease:
+    """The pooled connection a wrapper holds, kept apart from the wrapper.
+
+    A finalizer on the wrapper holds this object, not the wrapper, so when a
+    wrapper is garbage-collected with a connection checked out (a thread
+    that ended without closing it, a forgotten wrapper) the connection still
+    goes back to its pool.
+    """
+
+    __slots__ = ("pool", "record")
+
+    def __init__(self) -> None:
+        self.record: Any = None
+        self.pool: SqlaPool | None = None
+
+
+def _return_abandoned(lease: _Lease) -> None:
+    """weakref.finalize callback: the wrapper is gone, its connection is not."""
+    record, pool = lease.record, lease.pool
+    lease.record = lease.pool = None
+    # In a forked child the connection is the parent's: never reset or return it.
+    if record is not None and pool is not None and pool.pid == os.getpid():
+        pool.checkin(record)
+
+
 class _Params(NamedTuple):
     """get_connection_params()'s result, and what it was computed from."""
 
@@ -74,8 +100,10 @@ class _Params(NamedTuple):
 class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pooled: Any = None
-        self._pooled_from: SqlaPool | None = None
+        self._lease = _Lease()
+        # Created once per wrapper: nothing per checkout. Not run at exit,
+        # when a wrapper still alive may belong to a running daemon thread.
+        weakref.finalize(self, _return_abandoned, self._lease).atexit = False
         self._settings_cache: tuple[Any, PoolSettings] | None = None
         self._params_cache: _Params | None = None
         registry.track(self)
@@ -155,16 +183,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self.uses_pool:
             return super().get_new_connection(conn_params)
         pool = self._pool_for(conn_params)
-        fairy = pool.checkout()
-        self.Database = _HandOver(fairy.dbapi_connection)  # type: ignore[assignment]
+        record = pool.checkout()
+        self.Database = _HandOver(record.dbapi_connection)  # type: ignore[assignment]
         try:
             connection = super().get_new_connection(conn_params)
         except BaseException:
-            pool.checkin(fairy)
+            pool.checkin(record)
             raise
         finally:
             del self.Database
-        self._pooled, self._pooled_from = fairy, pool
+        lease = self._lease
+        lease.record, lease.pool = record, pool
         return connection
 
     def _pool_for(self, conn_params: dict[str, Any]) -> SqlaPool:
@@ -183,23 +212,36 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # but take its lock and run its wait loop.
         conn = self.connection
         if (
-            self._pooled is not None
+            self._lease.record is not None
             and conn.autocommit == autocommit
             and driver.transaction_idle(conn)
         ):
             return
         super()._set_autocommit(autocommit)  # type: ignore[misc]
 
+    def _configure_timezone(self, connection: Any) -> bool:
+        # Django runs this at every connect(), i.e. every checkout. When the
+        # session's time zone already matches, psycopg 3's libpq object tells
+        # so without building a ConnectionInfo and decoding through it;
+        # otherwise Django's own code reads and sets it.
+        timezone_name = self.timezone_name
+        if driver.is_psycopg3 and timezone_name and self._lease.record is not None:
+            current = connection.pgconn.parameter_status(b"TimeZone")
+            if current is not None and current == timezone_name.encode():
+                return False
+        return bool(super()._configure_timezone(connection))  # type: ignore[misc]
+
     def _close(self) -> None:
-        fairy, pool = self._pooled, self._pooled_from
-        if fairy is None or pool is None:
+        lease = self._lease
+        record, pool = lease.record, lease.pool
+        if record is None or pool is None:
             return super()._close()  # type: ignore[misc]
-        self._pooled = self._pooled_from = None
+        lease.record = lease.pool = None
         # The connection can no longer be used through this wrapper, even if
         # Django closes it inside an atomic block and keeps other state.
         self.connection = None
         with self.wrap_database_errors:
-            pool.checkin(fairy)
+            pool.checkin(record)
 
     def close_pool(self) -> None:
         super().close_pool()
@@ -209,16 +251,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """After fork(): drop the parent's connection without closing or resetting it."""
         # The parent's pools are gone, and application_name names the parent's pid.
         self._params_cache = None
-        fairy = self._pooled
-        if fairy is None:
+        lease = self._lease
+        if lease.record is None:
             return
-        record = getattr(fairy, "_connection_record", None)
-        if record is not None:
-            # Without this SQLAlchemy's garbage-collection hook would return
-            # the connection to the (discarded) pool, rolling back over the
-            # parent's socket.
-            record.fairy_ref = None
-        self._pooled = self._pooled_from = None
+        # Forgotten, not returned: the garbage-collection hook then finds nothing to do.
+        lease.record = lease.pool = None
         self.connection = None
         if self.in_atomic_block:
             self.closed_in_transaction = True
