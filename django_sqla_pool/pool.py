@@ -132,6 +132,7 @@ class SqlaPool(QueuePool):
         self.held: dict[int, Holding] = {}
         self._connect_params = connect_params
         self._invalid_before = -math.inf
+        self._abandoned: list[_ConnectionRecord] = []
         # A wait this long is logged at WARNING: the pool is close to exhaustion.
         self._slow_wait = min(SLOW_WAIT, settings.pool_timeout / 2)
         reset = settings.pool_reset_on_return
@@ -190,8 +191,27 @@ class SqlaPool(QueuePool):
     # fairy's work directly: the same queue, overflow accounting, timeout,
     # reconnection of invalidated records, reset, events and counters.
 
+    def abandoned(self, record: _ConnectionRecord) -> None:
+        """Take back a connection whose wrapper was garbage-collected while holding it.
+
+        Called from a finalizer, which may run inside any code of any thread,
+        even while this pool's queue lock is held: so only note it here (a
+        list append is atomic) and return it at the next checkout or checkin.
+        """
+        self._abandoned.append(record)
+
+    def _reclaim_abandoned(self) -> None:
+        while self._abandoned:
+            try:
+                record = self._abandoned.pop()
+            except IndexError:  # another thread took the last one
+                return
+            self.checkin(record)
+
     def checkout(self) -> _ConnectionRecord:
         """Take a connection, waiting at most ``pool_timeout`` seconds."""
+        if self._abandoned:
+            self._reclaim_abandoned()
         start = time.monotonic()
         try:
             record: _ConnectionRecord = self._do_get()
@@ -252,6 +272,8 @@ class SqlaPool(QueuePool):
 
     def checkin(self, record: _ConnectionRecord) -> None:
         """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
+        if self._abandoned:
+            self._reclaim_abandoned()
         now = time.monotonic()
         holding = self.held.pop(id(record), None)
         if holding is not None:

@@ -324,8 +324,14 @@ def test_wrapper_garbage_collected_with_a_connection_returns_it_rolled_back(
     assert pool.checkedout() == 1
     del db
     gc.collect()
+    # Noted by the finalizer, taken back (rolled back) at the pool's next checkout.
+    assert len(pool._abandoned) == 1
+    again = DatabaseWrapper({**connection.settings_dict}, alias="forgotten")
+    assert backend_pid(again) == pid
+    assert server_state(server, pid) == "idle"  # rolled back: not "idle in transaction"
+    again.close()
     assert (pool.checkedout(), pool.checkedin()) == (0, 1)
-    assert pool.stats.checkins == pool.stats.checkouts == 1
+    assert pool.stats.checkins == pool.stats.checkouts == 2
     assert server_state(server, pid) == "idle"
     registry.close_pools("forgotten")
 

@@ -85,7 +85,7 @@ def _return_abandoned(lease: _Lease) -> None:
     lease.record = lease.pool = None
     # In a forked child the connection is the parent's: never reset or return it.
     if record is not None and pool is not None and pool.pid == os.getpid():
-        pool.checkin(record)
+        pool.abandoned(record)
 
 
 class _Params(NamedTuple):
