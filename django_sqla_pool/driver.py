@@ -98,11 +98,6 @@ class SocketWatch:
         return bool(_poll(self._pointer, _ONE_FD, _NO_WAIT) != 0)
 
 
-def socket_readable(conn: Any) -> bool:
-    """SocketWatch(conn).readable(), for a connection seen once."""
-    return SocketWatch(conn).readable()
-
-
 def transaction_idle(conn: Any) -> bool:
     """No transaction open on the server (read from libpq, no round trip)."""
     if conn is None:
