@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import event
 
+from .background import Loop
+
 logger = logging.getLogger("django_sqla_pool")
 
 #: Seconds between two samples.
@@ -38,8 +40,6 @@ class Sample(NamedTuple):
 
 _lock = threading.Lock()
 _samples: dict[str, deque[Sample]] = {}  # by pool name, so a rebuilt pool continues its line
-_thread: threading.Thread | None = None
-_thread_pid = 0
 
 
 def sample(now: float | None = None) -> None:
@@ -85,26 +85,9 @@ def _tick() -> None:
     shared.maybe_write()
 
 
-def _run() -> None:
-    while True:
-        time.sleep(INTERVAL)
-        try:
-            _tick()
-        except Exception:  # never let the sampler die; the next tick retries
-            logger.exception("pool stats sampler failed")
-
-
-def ensure_sampler() -> None:
-    """Start the sampler thread in this process if it is not running."""
-    global _thread, _thread_pid
-    if _thread is not None and _thread_pid == os.getpid():
-        return
-    with _lock:
-        if _thread is not None and _thread_pid == os.getpid():
-            return
-        _thread = threading.Thread(target=_run, name="django_sqla_pool-stats", daemon=True)
-        _thread_pid = os.getpid()
-        _thread.start()
+_loop = Loop("django_sqla_pool-stats", _tick, lambda: INTERVAL)
+#: Start the sampler thread in this process if it is not running.
+ensure_sampler = _loop.ensure
 
 
 def _on_connect(dbapi_conn: Any, record: Any) -> None:
@@ -123,6 +106,7 @@ def _forget_after_fork() -> None:
     global _lock
     _lock = threading.Lock()
     _samples.clear()
+    _loop.after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

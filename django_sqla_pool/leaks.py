@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 
-logger = logging.getLogger("django_sqla_pool")
+from .background import Loop
 
-_lock = threading.Lock()
-_watcher: threading.Thread | None = None
-_watcher_pid = 0
+logger = logging.getLogger("django_sqla_pool")
 
 
 def scan() -> int:
@@ -55,23 +52,7 @@ def _interval() -> float:
     return min(5.0, max(0.05, shortest / 4))
 
 
-def _run() -> None:
-    while True:
-        time.sleep(_interval())
-        try:
-            scan()
-        except Exception:  # never let the watcher die; the next scan retries
-            logger.exception("leak detection scan failed")
-
-
-def ensure_watcher() -> None:
-    """Start the watcher thread in this process if it is not running."""
-    global _watcher, _watcher_pid
-    if _watcher is not None and _watcher_pid == os.getpid() and _watcher.is_alive():
-        return
-    with _lock:
-        if _watcher is not None and _watcher_pid == os.getpid() and _watcher.is_alive():
-            return
-        _watcher = threading.Thread(target=_run, name="django_sqla_pool-leaks", daemon=True)
-        _watcher_pid = os.getpid()
-        _watcher.start()
+_loop = Loop("django_sqla_pool-leaks", scan, _interval)
+#: Start the watcher thread in this process if it is not running.
+ensure_watcher = _loop.ensure
+os.register_at_fork(after_in_child=_loop.after_fork_in_child)

@@ -162,7 +162,7 @@ def test_sampler_records_history_of_every_pool(make_wrapper) -> None:
 
 def test_sampler_thread_runs_once_a_pool_connects(make_wrapper) -> None:
     backend_pid(make_wrapper("thread"))
-    assert history._thread is not None and history._thread.is_alive()
-    assert history._thread_pid == os.getpid()
+    assert history._loop._running()
+    assert history._loop.pid == os.getpid()
     [pool] = pool_stats("thread")["pools"]
     assert poll(lambda: history.samples(pool["name"]), timeout=5)
