@@ -20,10 +20,18 @@ _T = TypeVar("_T")
 
 
 class _Waiter(Generic[_T]):
-    __slots__ = ("event", "item")
+    """A thread blocked in get(): ``put()`` stores the item and releases ``ready``.
+
+    A bare lock, acquired at creation, is the cheapest way to park a thread
+    and wake exactly that one (an Event adds a Condition and a second lock).
+    """
+
+    __slots__ = ("handed", "item", "ready")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.ready = threading.Lock()
+        self.ready.acquire()
+        self.handed = False
         self.item: _T | None = None
 
 
@@ -62,7 +70,8 @@ class FairQueue(QueueCommon[_T]):
             while self._waiters:
                 waiter = self._waiters.popleft()
                 waiter.item = item
-                waiter.event.set()
+                waiter.handed = True
+                waiter.ready.release()
                 return
             if self.full() and time.monotonic() >= self.keep_surplus_until:
                 raise Full
@@ -82,12 +91,12 @@ class FairQueue(QueueCommon[_T]):
             self._waiters.append(waiter)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if waiter.event.wait(remaining):
+            remaining = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+            if waiter.ready.acquire(timeout=remaining):
                 return waiter.item  # type: ignore[return-value]
             with self.mutex:
                 # put() may have handed us an item between the timeout and here.
-                if waiter.event.is_set():
+                if waiter.handed:
                     return waiter.item  # type: ignore[return-value]
                 if deadline is not None and time.monotonic() >= deadline:
                     self._waiters.remove(waiter)
