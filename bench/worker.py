@@ -9,7 +9,6 @@ request_finished fire (and return connections) as under a real server.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import sys
@@ -17,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -104,21 +104,8 @@ class Client:
 
     def get(self, path: str, query: str = "") -> tuple[bool, float, float]:
         """One request: (succeeded, seconds, seconds spent getting a connection)."""
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "bench",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr,
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
+        environ = {"PATH_INFO": path, "QUERY_STRING": query}
+        setup_testing_defaults(environ)  # the rest of a minimal WSGI environ
         status: list[str] = []
         self.local.connect_seconds = 0.0
         start = time.perf_counter()

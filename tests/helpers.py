@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import sys
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.wsgi import WSGIHandler
@@ -19,21 +18,8 @@ def wsgi_get(path: str, query: str = "") -> tuple[int, Any]:
     global _wsgi
     if _wsgi is None:
         _wsgi = WSGIHandler()
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
+    environ = {"PATH_INFO": path, "QUERY_STRING": query}
+    setup_testing_defaults(environ)  # the rest of a minimal WSGI environ
     status: list[str] = []
     response = _wsgi(environ, lambda s, headers, exc_info=None: status.append(s))
     try:

@@ -91,7 +91,7 @@ def _return_abandoned(lease: _Lease) -> None:
 class _Params(NamedTuple):
     """get_connection_params()'s result, and what it was computed from."""
 
-    marker: tuple[Any, ...]
+    marker: tuple[Any, ...] | None
     params: dict[str, Any]
     settings: PoolSettings
     pool: SqlaPool | None
@@ -104,23 +104,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # Created once per wrapper: nothing per checkout. Not run at exit,
         # when a wrapper still alive may belong to a running daemon thread.
         weakref.finalize(self, _return_abandoned, self._lease).atexit = False
-        self._settings_cache: tuple[Any, PoolSettings] | None = None
         self._params_cache: _Params | None = None
         registry.track(self)
 
     @property
     def pool_settings(self) -> PoolSettings:
         """This alias's validated pool settings (ImproperlyConfigured if invalid)."""
-        options = self.settings_dict.get("OPTIONS") or {}
-        marker = (
-            tuple(sorted((k, repr(v)) for k, v in options.items())),
-            self.settings_dict.get("CONN_MAX_AGE", 0),
-        )
-        cached = self._settings_cache
-        if cached is None or cached[0] != marker:
-            cached = (marker, parse_pool_settings(self.alias, self.settings_dict))
-            self._settings_cache = cached
-        return cached[1]
+        return parse_pool_settings(self.alias, self.settings_dict)
 
     @property
     def uses_pool(self) -> bool:
@@ -159,12 +149,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
         params = self._compute_connection_params(pool_settings)
         options = marker[6] or {}
         # The marker keeps a shallow copy of OPTIONS; a value that could be
-        # changed in place (a nested dict) would go unnoticed, so never cache then.
+        # changed in place (a nested dict) would go unnoticed, so such
+        # parameters are recomputed at every connect() (marker None).
         if all(_hashable(v) for v in options.values()):
-            marker = (*marker[:6], dict(options), *marker[7:])
-            self._params_cache = _Params(marker, params, pool_settings, None)
+            cache_marker: tuple[Any, ...] | None = (*marker[:6], dict(options), *marker[7:])
         else:
-            self._params_cache = None
+            cache_marker = None
+        self._params_cache = _Params(cache_marker, params, pool_settings, None)
         return dict(params)
 
     def _compute_connection_params(self, pool_settings: PoolSettings) -> dict[str, Any]:
