@@ -22,8 +22,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import PoolResetState, QueuePool
 
 # Private names, present in SQLAlchemy 2.0 and 2.1: the record type checkout()
-# returns, the reset modes QueuePool stores, and the dialect hook we override.
-from sqlalchemy.pool.base import _ConnDialect, _ConnectionRecord, reset_commit, reset_rollback
+# returns and the reset modes QueuePool stores.
+from sqlalchemy.pool.base import _ConnectionRecord, reset_commit, reset_rollback
 
 from . import driver, leaks
 from .conf import PoolSettings
@@ -67,24 +67,6 @@ class _Disconnected(Exception):
 
 class _Retired(Exception):
     cause = None  # the pool was closed; not an invalidation
-
-
-class _Dialect(_ConnDialect):
-    """How SQLAlchemy resets a returned connection, minus the no-op calls.
-
-    Rolling back or committing an idle connection sends nothing to the
-    server, but still takes the driver's lock and runs its wait loop on
-    every checkin; reading the transaction status from libpq is enough.
-    """
-
-    def do_rollback(self, dbapi_connection: Any) -> None:
-        # SQLAlchemy passes the proxy (the "fairy"); libpq state is on the driver's connection.
-        if not driver.transaction_idle(getattr(dbapi_connection, "dbapi_connection", None)):
-            dbapi_connection.rollback()
-
-    def do_commit(self, dbapi_connection: Any) -> None:
-        if not driver.transaction_idle(getattr(dbapi_connection, "dbapi_connection", None)):
-            dbapi_connection.commit()
 
 
 class Holding:
@@ -147,7 +129,6 @@ class SqlaPool(QueuePool):
             else ("commit" if reset == "commit" else "rollback"),
             pre_ping=False,  # our own checkout listener decides when a ping is needed
             logging_name=name,
-            dialect=_Dialect(),
         )
         # Checkout and checkin have no listeners: the checks run in _do_get()
         # and checkin(), saving SQLAlchemy's event dispatch on every request.
