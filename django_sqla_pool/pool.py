@@ -34,8 +34,6 @@ from .stats import PoolStats
 logger = logging.getLogger("django_sqla_pool")
 
 
-# Raised from the checkout event: SQLAlchemy then discards the connection and
-# opens a new one in its place, before the caller sees anything.
 #: Seconds an overflow connection stays pooled after the last checkout that
 #: needed more than pool_size connections. Closing it at once, as a plain
 #: QueuePool does, means reopening it (a server process, ~3 ms) moments
@@ -47,6 +45,8 @@ OVERFLOW_LINGER = 10.0
 SLOW_WAIT = 1.0
 
 
+# Why a connection was invalidated: passed to record.invalidate(), read back
+# as ``cause`` by the invalidate listener to count it.
 class _Recycle(sa_exc.DisconnectionError):
     cause = "recycle"
 
