@@ -77,6 +77,19 @@ class FairQueue(QueueCommon[_T]):
                 raise Full
             self._items.append(item)
 
+    def take(self, item: _T) -> bool:
+        """Remove this idle item, if it is still here; False if someone took it.
+
+        Idle items and waiting threads never coexist (put() hands an item to a
+        waiter instead of queueing it), so taking one overtakes nobody.
+        """
+        with self.mutex:
+            try:
+                self._items.remove(item)
+            except ValueError:
+                return False
+            return True
+
     def get_nowait(self) -> _T:
         return self.get(block=False)
 

@@ -223,6 +223,46 @@ class SqlaPool(QueuePool):
                 f"django_sqla_pool: could not open a connection for database alias "
                 f"{self.alias!r} ({self.name}): {error}".rstrip()
             ) from error
+        self._handed_out(record, start)
+        return record
+
+    def reclaim(self, record: _ConnectionRecord, dbapi_conn: Any, owner: object) -> bool:
+        """Check out this record again for ``owner``, who returned it last, if it is idle.
+
+        ``owner`` marked the record (``info["parked_by"]``) before returning
+        it, and every other checkout clears the mark, so a record still marked
+        and still in the queue has not been used by anyone since. False when
+        another thread took it, when its connection was replaced, or when the
+        liveness check rejects it (it is then invalidated and returned, and
+        the caller checks out normally).
+        """
+        if self._abandoned:
+            self._reclaim_abandoned()
+        start = time.monotonic()
+        if (
+            self.retired
+            or record.dbapi_connection is not dbapi_conn
+            or record.info.get("parked_by") is not owner
+            or not self._pool.take(record)  # type: ignore[attr-defined]
+        ):
+            return False
+        record.info["parked_by"] = None
+        self._note_overflow()
+        try:
+            unusable = self._unusable(record.info, dbapi_conn)
+        except BaseException:
+            record.invalidate()
+            self._do_return_conn(record)
+            raise
+        if unusable is not None:
+            record.invalidate(unusable)
+            self._do_return_conn(record)  # reopened by whoever checks it out next
+            return False
+        self._handed_out(record, start)
+        return True
+
+    def _handed_out(self, record: _ConnectionRecord, start: float) -> None:
+        """Counters, timings, leak tracking and the log line of a checkout."""
         now = time.monotonic()
         waited = now - start
         self.stats.checked_out(waited)
@@ -241,7 +281,7 @@ class SqlaPool(QueuePool):
             now,
             threading.get_ident(),
             pid,
-            "".join(traceback.format_stack(limit=30)[:-1])
+            "".join(traceback.format_stack(limit=30)[:-2])
             if self.settings.leak_detection_threshold
             else None,
         )
@@ -249,7 +289,6 @@ class SqlaPool(QueuePool):
             logger.debug(
                 "checkout pool=%s backend_pid=%s waited_ms=%.3f", self.name, pid, waited * 1000
             )
-        return record
 
     def checkin(self, record: _ConnectionRecord) -> None:
         """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
@@ -333,16 +372,21 @@ class SqlaPool(QueuePool):
         # are not all replaced at the same checkout.
         info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
         info["returned"] = None
+        info["parked_by"] = None
         info["backend_pid"] = pid = driver.backend_pid(dbapi_conn)
         info["watch"] = driver.SocketWatch(dbapi_conn)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("connect pool=%s backend_pid=%s", self.name, pid)
 
-    def _do_get(self) -> Any:
-        record = super()._do_get()
+    def _note_overflow(self) -> None:
         queue = self._pool
         if self._overflow > queue.qsize():  # more than pool_size checked out now
             queue.keep_surplus_until = time.monotonic() + OVERFLOW_LINGER  # type: ignore[attr-defined]
+
+    def _do_get(self) -> Any:
+        record = super()._do_get()
+        record.info["parked_by"] = None  # whoever returned it last cannot take it back now
+        self._note_overflow()
         dbapi_conn = record.dbapi_connection
         if dbapi_conn is None:
             return record  # SQLAlchemy connects it in get_connection()

@@ -72,11 +72,14 @@ class _Lease:
     goes back to its pool.
     """
 
-    __slots__ = ("pool", "record")
+    __slots__ = ("parked", "pool", "record")
 
     def __init__(self) -> None:
         self.record: Any = None
         self.pool: SqlaPool | None = None
+        #: (record, driver connection, pool, parameters marker) of the connection
+        #: this wrapper returned last, which it may take back (see connect()).
+        self.parked: tuple[Any, Any, SqlaPool, tuple[Any, ...]] | None = None
 
 
 def _return_abandoned(lease: _Lease) -> None:
@@ -222,17 +225,80 @@ class DatabaseWrapper(base.DatabaseWrapper):
                 return False
         return bool(super()._configure_timezone(connection))  # type: ignore[misc]
 
+    def connect(self) -> None:
+        # Thread affinity: a wrapper that returned a connection at the end of
+        # the last request takes that same connection back if it is still idle
+        # in the pool. Everything Django's connect() would do is already in
+        # place on it: this wrapper ran get_new_connection() and the autocommit
+        # setup on this driver connection, and nobody has used it since (the
+        # pool's mark says so). Django's state was clean when it was parked
+        # and is checked again here; any doubt takes the full path.
+        parked = self._lease.parked
+        if parked is not None:
+            self._lease.parked = None
+            if self._take_back(*parked):
+                return
+        super().connect()
+
+    def _take_back(self, record: Any, conn: Any, pool: SqlaPool, marker: tuple[Any, ...]) -> bool:
+        if (
+            self.in_atomic_block
+            or self.needs_rollback
+            or self.closed_in_transaction
+            or self.errors_occurred
+            or self.autocommit != self.settings_dict["AUTOCOMMIT"]
+            or self.health_check_enabled != self.settings_dict["CONN_HEALTH_CHECKS"]  # type: ignore[attr-defined]
+            or pool.pid != os.getpid()
+            or self._params_marker() != marker  # settings changed: new parameters, new pool
+            or not pool.reclaim(record, conn, self._lease)
+        ):
+            return False
+        lease = self._lease
+        lease.record, lease.pool = record, pool
+        self.connection = conn
+        self.health_check_done = True
+        try:
+            # Time zone and role, as at every checkout: undoes a request's SET TIME ZONE.
+            self.init_connection_state()
+        except BaseException:
+            lease.record = lease.pool = None
+            self.connection = None
+            pool.checkin(record)
+            raise
+        return True
+
     def _close(self) -> None:
         lease = self._lease
         record, pool = lease.record, lease.pool
         if record is None or pool is None:
             return super()._close()  # type: ignore[misc]
         lease.record = lease.pool = None
+        conn = self.connection
         # The connection can no longer be used through this wrapper, even if
         # Django closes it inside an atomic block and keeps other state.
         self.connection = None
+        cached = self._params_cache
+        # The wrapper may take this connection back (connect()) only if
+        # Django's state is clean now and the return leaves the session as
+        # Django's setup left it.
+        marker = (
+            cached.marker
+            if cached is not None
+            and cached.pool is pool
+            and not self.in_atomic_block
+            and not self.needs_rollback
+            and not self.errors_occurred
+            and self.settings_dict["CONN_MAX_AGE"] == 0
+            and pool.settings.pool_reset_on_return != "discard"  # DISCARD ALL resets the time zone
+            else None
+        )
+        if marker is not None:
+            # Marked before it enters the queue: any checkout after this clears it.
+            record.info["parked_by"] = lease
         with self.wrap_database_errors:
             pool.checkin(record)
+        if marker is not None and record.dbapi_connection is conn:  # not invalidated on return
+            lease.parked = (record, conn, pool, marker)
 
     def close_pool(self) -> None:
         super().close_pool()
@@ -243,6 +309,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The parent's pools are gone, and application_name names the parent's pid.
         self._params_cache = None
         lease = self._lease
+        lease.parked = None
         if lease.record is None:
             return
         # Forgotten, not returned: the garbage-collection hook then finds nothing to do.

@@ -1,0 +1,133 @@
+"""Thread affinity: a wrapper takes back the connection it returned, if nobody used it since.
+
+The connection goes back to the pool at every close (idle, rolled back,
+available to every thread); only the wrapper's next connect() prefers it,
+and skips Django's connection setup when it gets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.backends.signals import connection_created
+
+from django_sqla_pool import registry
+
+from .conftest import backend_pid, pool_of
+from .test_fork import run_in_child
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def setups() -> Iterator[list[str]]:
+    """The aliases whose wrappers ran Django's full connect() (connection_created)."""
+    seen: list[str] = []
+
+    def receiver(sender: Any, connection: Any, **kwargs: Any) -> None:
+        seen.append(connection.alias)
+
+    connection_created.connect(receiver)
+    yield seen
+    connection_created.disconnect(receiver)
+
+
+def show(db: Any, setting: str) -> str:
+    with db.cursor() as cursor:
+        cursor.execute(f"SHOW {setting}")
+        return str(cursor.fetchone()[0])
+
+
+def test_a_wrapper_takes_back_its_idle_connection_without_django_setup(
+    make_wrapper, setups
+) -> None:
+    db = make_wrapper("affinity")
+    pid = backend_pid(db)
+    db.close()
+    pool = pool_of(db)
+    assert (pool.checkedout(), pool.checkedin()) == (0, 1)  # returned: idle in the pool
+    assert backend_pid(db) == pid
+    assert pool.checkedout() == 1
+    assert setups.count("affinity") == 1  # Django's connect() ran once
+    assert (pool.stats.checkouts, pool.stats.checkins) == (2, 1)
+
+
+def test_a_connection_another_wrapper_used_since_gets_django_setup_again(
+    make_wrapper, setups
+) -> None:
+    first = make_wrapper("used", pool_size=1, max_overflow=0)
+    pid = backend_pid(first)
+    first.close()
+    other = make_wrapper("used", pool_size=1, max_overflow=0)
+    assert backend_pid(other) == pid  # the one idle connection
+    other.close()
+    # Idle again, but another wrapper used it: the full path, on the same connection.
+    assert backend_pid(first) == pid
+    assert setups.count("used") == 3
+
+
+def test_a_connection_held_by_another_wrapper_is_left_to_it(make_wrapper, setups) -> None:
+    first = make_wrapper("held", pool_size=1, max_overflow=1)
+    pid = backend_pid(first)
+    first.close()
+    other = make_wrapper("held", pool_size=1, max_overflow=1)
+    assert backend_pid(other) == pid  # checked out by the other wrapper now
+    assert backend_pid(first) != pid  # so this one opens the overflow connection
+    assert backend_pid(other) == pid
+    assert pool_of(first).checkedout() == 2
+
+
+def test_changed_settings_take_the_full_path_to_a_new_pool(make_wrapper) -> None:
+    db = make_wrapper("changed")
+    pid = backend_pid(db)
+    db.close()
+    db.settings_dict["OPTIONS"] = {**db.settings_dict["OPTIONS"], "statement_timeout": 1234}
+    assert show(db, "statement_timeout") == "1234ms"
+    assert backend_pid(db) != pid
+    assert len(registry.pools("changed")) == 2
+
+
+def test_time_zone_set_by_a_request_is_undone_when_taken_back(make_wrapper, setups) -> None:
+    db = make_wrapper("tz")
+    pid = backend_pid(db)
+    with db.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'Asia/Tokyo'")
+    db.close()
+    assert show(db, "TimeZone") == db.timezone_name
+    assert backend_pid(db) == pid
+    assert setups.count("tz") == 1
+
+
+def test_discard_on_return_always_takes_the_full_path(make_wrapper, setups) -> None:
+    # DISCARD ALL resets the session's time zone: Django's setup must run again.
+    db = make_wrapper("discard_affinity", pool_reset_on_return="discard")
+    pid = backend_pid(db)
+    db.close()
+    assert show(db, "TimeZone") == db.timezone_name
+    assert backend_pid(db) == pid
+    assert setups.count("discard_affinity") == 2
+
+
+def test_connection_returned_in_a_transaction_is_not_taken_back(make_wrapper, setups) -> None:
+    db = make_wrapper("autocommit_off")
+    backend_pid(db)
+    db.set_autocommit(False)
+    db.close()  # Django's state says autocommit is off: not as the settings want it
+    assert db.get_autocommit() is True  # the full path set it up again
+    assert setups.count("autocommit_off") == 2
+
+
+def test_a_forked_child_never_takes_back_its_parents_connection() -> None:
+    parent_pid = backend_pid(connection)
+    connection.close()  # idle in the pool, and this wrapper would take it back
+
+    def child() -> int:
+        pid = backend_pid(connection)
+        connection.close()
+        return 0 if pid != parent_pid else 3
+
+    assert run_in_child(child) == 0
+    assert backend_pid(connection) == parent_pid
