@@ -242,7 +242,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _take_back(self, record: Any, conn: Any, pool: SqlaPool, marker: tuple[Any, ...]) -> bool:
         if (
-            self.in_atomic_block
+            record.info.get("parked_by") is not self._lease  # handed to a waiting thread
+            or self.in_atomic_block
             or self.needs_rollback
             or self.closed_in_transaction
             or self.errors_occurred
@@ -295,8 +296,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if marker is not None:
             # Marked before it enters the queue: any checkout after this clears it.
             record.info["parked_by"] = lease
-        with self.wrap_database_errors:
-            pool.checkin(record)
+        # Not wrapped in wrap_database_errors: checkin() raises no driver error
+        # (a failed reset invalidates the connection and is logged).
+        pool.checkin(record)
         if marker is not None and record.dbapi_connection is conn:  # not invalidated on return
             lease.parked = (record, conn, pool, marker)
 
