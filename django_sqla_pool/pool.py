@@ -248,14 +248,7 @@ class SqlaPool(QueuePool):
             return False
         record.info["parked_by"] = None
         self._note_overflow()
-        try:
-            unusable = self._unusable(record.info, dbapi_conn)
-        except BaseException:
-            record.invalidate()
-            self._do_return_conn(record)
-            raise
-        if unusable is not None:
-            record.invalidate(unusable)
+        if not self._check_idle(record, dbapi_conn):
             self._do_return_conn(record)  # reopened by whoever checks it out next
             return False
         self._handed_out(record, start)
@@ -384,24 +377,33 @@ class SqlaPool(QueuePool):
             queue.keep_surplus_until = time.monotonic() + OVERFLOW_LINGER  # type: ignore[attr-defined]
 
     def _do_get(self) -> Any:
-        record = super()._do_get()
+        record: Any = super()._do_get()
         record.info["parked_by"] = None  # whoever returned it last cannot take it back now
         self._note_overflow()
         dbapi_conn = record.dbapi_connection
-        if dbapi_conn is None:
-            return record  # SQLAlchemy connects it in get_connection()
+        if dbapi_conn is not None:
+            # If it fails, SQLAlchemy's checkout opens a new connection in its
+            # place (get_connection() on an invalidated record), before the
+            # caller sees anything.
+            self._check_idle(record, dbapi_conn)
+        return record
+
+    def _check_idle(self, record: _ConnectionRecord, dbapi_conn: Any) -> bool:
+        """The liveness check of a record just taken from the queue.
+
+        False when it failed: the record is then invalidated (its connection
+        closed) and stays checked out. An interruption returns it to the queue.
+        """
         try:
             unusable = self._unusable(record.info, dbapi_conn)
         except BaseException:
             record.invalidate()
             self._do_return_conn(record)
             raise
-        if unusable is not None:
-            # SQLAlchemy's checkout then opens a new connection in its place
-            # (get_connection() on an invalidated record), before the caller
-            # sees anything.
-            record.invalidate(unusable)
-        return record
+        if unusable is None:
+            return True
+        record.invalidate(unusable)
+        return False
 
     def _unusable(self, info: dict[str, Any], dbapi_conn: Any) -> Exception | None:
         """Why this idle connection must not be handed out, or None if it may."""
