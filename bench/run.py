@@ -1,7 +1,7 @@
 """Benchmark django-sqla-pool against what a Django user would pick instead.
 
     python bench/run.py                 # all variants and workloads, 5 repeats
-    python bench/run.py --markdown out.md --repeats 5
+    python bench/run.py --markdown out.md --repeats 7
 
 Every (variant, workload, repeat) runs in its own process (worker.py), with
 a separate process polling pg_stat_activity for the peak number of server

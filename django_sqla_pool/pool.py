@@ -229,9 +229,9 @@ class SqlaPool(QueuePool):
     def reclaim(self, record: _ConnectionRecord, dbapi_conn: Any, owner: object) -> bool:
         """Check out this record again for ``owner``, who returned it last, if it is idle.
 
-        ``owner`` marked the record (``info["parked_by"]``) before returning
-        it, and every other checkout clears the mark, so a record still marked
-        and still in the queue has not been used by anyone since. False when
+        checkin(record, keep_for=owner) marked the record, and every other
+        checkout clears the mark, so a record still marked and still in the
+        queue has not been used by anyone since. False when
         another thread took it, when its connection was replaced, or when the
         liveness check rejects it (it is then invalidated and returned, and
         the caller checks out normally).
@@ -241,6 +241,7 @@ class SqlaPool(QueuePool):
         start = time.monotonic()
         if (
             self.retired
+            or self.pid != os.getpid()  # a forked child never uses its parent's connections
             or record.dbapi_connection is not dbapi_conn
             or record.info.get("parked_by") is not owner
             or not self._pool.take(record)  # type: ignore[attr-defined]
@@ -283,8 +284,15 @@ class SqlaPool(QueuePool):
                 "checkout pool=%s backend_pid=%s waited_ms=%.3f", self.name, pid, waited * 1000
             )
 
-    def checkin(self, record: _ConnectionRecord) -> None:
-        """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
+    def checkin(self, record: _ConnectionRecord, keep_for: object | None = None) -> None:
+        """Return a connection: reset and pooled, or closed if broken or the pool is retired.
+
+        With ``keep_for``, that owner may take this connection back with
+        reclaim() as long as no other checkout has happened since.
+        """
+        if keep_for is not None:
+            # Marked before it enters the queue: any checkout after this clears it.
+            record.info["parked_by"] = keep_for
         if self._abandoned:
             self._reclaim_abandoned()
         now = time.monotonic()
@@ -365,7 +373,6 @@ class SqlaPool(QueuePool):
         # are not all replaced at the same checkout.
         info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
         info["returned"] = None
-        info["parked_by"] = None
         info["backend_pid"] = pid = driver.backend_pid(dbapi_conn)
         info["watch"] = driver.SocketWatch(dbapi_conn)
         if logger.isEnabledFor(logging.DEBUG):

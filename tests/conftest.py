@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -143,3 +144,16 @@ def backend_pid(wrapper: Any) -> int:
 def pool_of(wrapper: Any) -> Any:
     [pool] = registry.pools(wrapper.alias)
     return pool
+
+
+def run_in_child(body: Any) -> int:
+    """Run ``body()`` in a forked child; its return value is the exit status."""
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            code = body()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

@@ -16,8 +16,7 @@ from django.db.backends.signals import connection_created
 
 from django_sqla_pool import registry
 
-from .conftest import backend_pid, pool_of
-from .test_fork import run_in_child
+from .conftest import backend_pid, pool_of, run_in_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

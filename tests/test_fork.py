@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import threading
 
 import pytest
@@ -12,21 +11,9 @@ from django.db import connection
 from demo.models import Note
 from django_sqla_pool import registry
 
-from .conftest import backend_pid
+from .conftest import backend_pid, run_in_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_in_child(body) -> int:  # type: ignore[no-untyped-def]
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            code = body()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
 
 
 def test_child_opens_its_own_connections_and_the_parent_keeps_working(server) -> None:

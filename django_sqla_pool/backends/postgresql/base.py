@@ -230,8 +230,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # the last request takes that same connection back if it is still idle
         # in the pool. Everything Django's connect() would do is already in
         # place on it: this wrapper ran get_new_connection() and the autocommit
-        # setup on this driver connection, and nobody has used it since (the
-        # pool's mark says so). Django's state was clean when it was parked
+        # setup on this driver connection, and nobody has used it since
+        # (pool.reclaim() says so). Django's state was clean when it was parked
         # and is checked again here; any doubt takes the full path.
         parked = self._lease.parked
         if parked is not None:
@@ -242,14 +242,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _take_back(self, record: Any, conn: Any, pool: SqlaPool, marker: tuple[Any, ...]) -> bool:
         if (
-            record.info.get("parked_by") is not self._lease  # handed to a waiting thread
-            or self.in_atomic_block
+            self.in_atomic_block
             or self.needs_rollback
             or self.closed_in_transaction
             or self.errors_occurred
             or self.autocommit != self.settings_dict["AUTOCOMMIT"]
             or self.health_check_enabled != self.settings_dict["CONN_HEALTH_CHECKS"]  # type: ignore[attr-defined]
-            or pool.pid != os.getpid()
             or self._params_marker() != marker  # settings changed: new parameters, new pool
             or not pool.reclaim(record, conn, self._lease)
         ):
@@ -293,12 +291,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
             and pool.settings.pool_reset_on_return != "discard"  # DISCARD ALL resets the time zone
             else None
         )
-        if marker is not None:
-            # Marked before it enters the queue: any checkout after this clears it.
-            record.info["parked_by"] = lease
         # Not wrapped in wrap_database_errors: checkin() raises no driver error
         # (a failed reset invalidates the connection and is logged).
-        pool.checkin(record)
+        pool.checkin(record, keep_for=None if marker is None else lease)
         if marker is not None and record.dbapi_connection is conn:  # not invalidated on return
             lease.parked = (record, conn, pool, marker)
 
