@@ -98,13 +98,28 @@ class SocketWatch:
         return bool(_poll(self._pointer, _ONE_FD, _NO_WAIT) != 0)
 
 
-def transaction_idle(conn: Any) -> bool:
-    """No transaction open on the server (read from libpq, no round trip)."""
+def idle_and_open(conn: Any) -> bool:
+    """Open, and no transaction open on the server (read from libpq, no round trip)."""
     if conn is None:
         return False
     if is_psycopg3:
-        return bool(conn.pgconn.transaction_status == 0)  # PQTRANS_IDLE
-    return bool(conn.info.transaction_status == 0)
+        # libpq reports PQTRANS_UNKNOWN for a closed or broken connection.
+        return bool(conn.pgconn.transaction_status == 0)
+    return not conn.closed and conn.info.transaction_status == 0
+
+
+def time_zone_is(conn: Any, name: str) -> bool:
+    """The session's TimeZone, as the server last reported it, is ``name`` (no round trip).
+
+    False for a closed connection.
+    """
+    try:
+        if is_psycopg3:
+            # libpq's own copy: no ConnectionInfo built, nothing decoded.
+            return bool(conn.pgconn.parameter_status(b"TimeZone") == name.encode())
+        return bool(conn.info.parameter_status("TimeZone") == name)
+    except DriverError:
+        return False
 
 
 def ping(conn: Any) -> None:

@@ -223,41 +223,65 @@ class SqlaPool(QueuePool):
                 f"django_sqla_pool: could not open a connection for database alias "
                 f"{self.alias!r} ({self.name}): {error}".rstrip()
             ) from error
-        self._handed_out(record, start)
+        self._handed_out(record, start, time.monotonic())
         return record
 
-    def reclaim(self, record: _ConnectionRecord, dbapi_conn: Any, owner: object) -> bool:
-        """Check out this record again for ``owner``, who returned it last, if it is idle.
+    def park(self, record: _ConnectionRecord, owner: object) -> bool:
+        """Return a clean idle connection that ``owner`` may take back with reclaim().
 
-        checkin(record, keep_for=owner) marked the record, and every other
-        checkout clears the mark, so a record still marked and still in the
-        queue has not been used by anyone since. False when
-        another thread took it, when its connection was replaced, or when the
-        liveness check rejects it (it is then invalidated and returned, and
-        the caller checks out normally).
+        The checkin of a connection with nothing to reset (no transaction
+        open, no reset or checkin listeners, pool not retired): counters,
+        the mark, the queue. False, with nothing done, when any of that does
+        not hold; the caller then returns it with checkin().
         """
-        if self._abandoned:
-            self._reclaim_abandoned()
-        start = time.monotonic()
+        dbapi_conn = record.dbapi_connection
         if (
             self.retired
-            or self.pid != os.getpid()  # a forked child never uses its parent's connections
+            or self._abandoned
+            or record.finalize_callback
+            or not driver.idle_and_open(dbapi_conn)
+            or self.dispatch.reset
+            or self.dispatch.checkin
+        ):
+            return False
+        now = time.monotonic()
+        self._taken_in(record, now)
+        info = record.info
+        info["returned"] = now
+        # Marked before it enters the queue: any checkout after this clears it.
+        info["parked_by"] = owner
+        self._do_return_conn(record)
+        return True
+
+    def reclaim(self, record: _ConnectionRecord, dbapi_conn: Any, owner: object) -> bool:
+        """Check out again, for ``owner``, the record park() returned for it, if still idle.
+
+        park() marked the record and every other checkout clears the mark, so
+        a record still marked and still in the queue has not been used by
+        anyone since. False when another thread took it, when its connection
+        was replaced, or when the liveness check rejects it (it is then
+        invalidated and returned, and the caller checks out normally).
+        """
+        info = record.info
+        if (
+            info.get("parked_by") is not owner
             or record.dbapi_connection is not dbapi_conn
-            or record.info.get("parked_by") is not owner
+            or self.retired
+            or self._abandoned  # the full checkout returns those first
             or not self._pool.take(record)  # type: ignore[attr-defined]
         ):
             return False
-        record.info["parked_by"] = None
+        info["parked_by"] = None
         self._note_overflow()
-        if not self._check_idle(record, dbapi_conn):
+        now = time.monotonic()
+        if not self._check_idle(record, dbapi_conn, now):
             self._do_return_conn(record)  # reopened by whoever checks it out next
             return False
-        self._handed_out(record, start)
+        self._handed_out(record, now, now)
         return True
 
-    def _handed_out(self, record: _ConnectionRecord, start: float) -> None:
+    def _handed_out(self, record: _ConnectionRecord, start: float, now: float) -> None:
         """Counters, timings, leak tracking and the log line of a checkout."""
-        now = time.monotonic()
         waited = now - start
         self.stats.checked_out(waited)
         if waited >= self._slow_wait:
@@ -284,28 +308,13 @@ class SqlaPool(QueuePool):
                 "checkout pool=%s backend_pid=%s waited_ms=%.3f", self.name, pid, waited * 1000
             )
 
-    def checkin(self, record: _ConnectionRecord, keep_for: object | None = None) -> None:
-        """Return a connection: reset and pooled, or closed if broken or the pool is retired.
-
-        With ``keep_for``, that owner may take this connection back with
-        reclaim() as long as no other checkout has happened since.
-        """
-        if keep_for is not None:
-            # Marked before it enters the queue: any checkout after this clears it.
-            record.info["parked_by"] = keep_for
+    def checkin(self, record: _ConnectionRecord) -> None:
+        """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
         if self._abandoned:
             self._reclaim_abandoned()
         now = time.monotonic()
-        holding = self.held.pop(id(record), None)
-        if holding is not None:
-            self.stats.checked_in(now - holding.since)
+        self._taken_in(record, now)
         dbapi_conn = record.dbapi_connection
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "checkin pool=%s backend_pid=%s",
-                self.name,
-                holding.backend_pid if holding else None,
-            )
         try:
             if dbapi_conn is None:
                 pass  # already invalidated: nothing to reset
@@ -320,6 +329,18 @@ class SqlaPool(QueuePool):
             # Private API (2.0 and 2.1): runs the 'checkin' listeners and puts
             # the record back in the queue (or closes it when the queue is full).
             record.checkin(_fairy_was_created=False)
+
+    def _taken_in(self, record: _ConnectionRecord, now: float) -> None:
+        """Counters, timings, leak tracking and the log line of a checkin."""
+        holding = self.held.pop(id(record), None)
+        if holding is not None:
+            self.stats.checked_in(now - holding.since)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "checkin pool=%s backend_pid=%s",
+                self.name,
+                holding.backend_pid if holding else None,
+            )
 
     def _reset(self, record: _ConnectionRecord, dbapi_conn: Any) -> None:
         """What SQLAlchemy's fairy does on return: 'reset' listeners, then rollback or commit."""
@@ -338,7 +359,7 @@ class SqlaPool(QueuePool):
             # loop; libpq's transaction status tells without a round trip.
             if mode is not reset_rollback and mode is not reset_commit:
                 return
-            if driver.transaction_idle(dbapi_conn):
+            if driver.idle_and_open(dbapi_conn):
                 return
             if mode is reset_rollback:
                 dbapi_conn.rollback()
@@ -392,17 +413,17 @@ class SqlaPool(QueuePool):
             # If it fails, SQLAlchemy's checkout opens a new connection in its
             # place (get_connection() on an invalidated record), before the
             # caller sees anything.
-            self._check_idle(record, dbapi_conn)
+            self._check_idle(record, dbapi_conn, time.monotonic())
         return record
 
-    def _check_idle(self, record: _ConnectionRecord, dbapi_conn: Any) -> bool:
+    def _check_idle(self, record: _ConnectionRecord, dbapi_conn: Any, now: float) -> bool:
         """The liveness check of a record just taken from the queue.
 
         False when it failed: the record is then invalidated (its connection
         closed) and stays checked out. An interruption returns it to the queue.
         """
         try:
-            unusable = self._unusable(record.info, dbapi_conn)
+            unusable = self._unusable(record.info, dbapi_conn, now)
         except BaseException:
             record.invalidate()
             self._do_return_conn(record)
@@ -412,9 +433,8 @@ class SqlaPool(QueuePool):
         record.invalidate(unusable)
         return False
 
-    def _unusable(self, info: dict[str, Any], dbapi_conn: Any) -> Exception | None:
+    def _unusable(self, info: dict[str, Any], dbapi_conn: Any, now: float) -> Exception | None:
         """Why this idle connection must not be handed out, or None if it may."""
-        now = time.monotonic()
         if now >= info["expires"]:
             return _Recycle("connection older than pool_recycle")
         returned = info["returned"]

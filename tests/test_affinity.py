@@ -89,15 +89,28 @@ def test_changed_settings_take_the_full_path_to_a_new_pool(make_wrapper) -> None
     assert len(registry.pools("changed")) == 2
 
 
-def test_time_zone_set_by_a_request_is_undone_when_taken_back(make_wrapper, setups) -> None:
+def test_time_zone_set_by_a_request_gets_django_setup_again(make_wrapper, setups) -> None:
     db = make_wrapper("tz")
     pid = backend_pid(db)
     with db.cursor() as cursor:
         cursor.execute("SET TIME ZONE 'Asia/Tokyo'")
     db.close()
+    # Not parked: the same idle connection, through Django's setup, which resets it.
     assert show(db, "TimeZone") == db.timezone_name
     assert backend_pid(db) == pid
-    assert setups.count("tz") == 1
+    assert setups.count("tz") == 2
+
+
+def test_assume_role_takes_the_full_path_which_sets_the_role_again(make_wrapper, setups) -> None:
+    # Django sets the role at every connect(); a request may have changed it.
+    db = make_wrapper("role", assume_role="pg_monitor")
+    with db.cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        assert cursor.fetchone()[0] == "pg_monitor"
+        cursor.execute("RESET ROLE")
+    db.close()
+    assert show(db, "role") == "pg_monitor"
+    assert setups.count("role") == 2
 
 
 def test_discard_on_return_always_takes_the_full_path(make_wrapper, setups) -> None:

@@ -208,31 +208,34 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if (
             self._lease.record is not None
             and conn.autocommit == autocommit
-            and driver.transaction_idle(conn)
+            and driver.idle_and_open(conn)
         ):
             return
         super()._set_autocommit(autocommit)  # type: ignore[misc]
 
     def _configure_timezone(self, connection: Any) -> bool:
         # Django runs this at every connect(), i.e. every checkout. When the
-        # session's time zone already matches, psycopg 3's libpq object tells
-        # so without building a ConnectionInfo and decoding through it;
-        # otherwise Django's own code reads and sets it.
+        # session's time zone already matches, libpq tells so without a
+        # ConnectionInfo built and decoded; otherwise Django's own code
+        # reads and sets it.
         timezone_name = self.timezone_name
-        if driver.is_psycopg3 and timezone_name and self._lease.record is not None:
-            current = connection.pgconn.parameter_status(b"TimeZone")
-            if current is not None and current == timezone_name.encode():
-                return False
+        if (
+            timezone_name
+            and self._lease.record is not None
+            and driver.time_zone_is(connection, timezone_name)
+        ):
+            return False
         return bool(super()._configure_timezone(connection))  # type: ignore[misc]
 
     def connect(self) -> None:
         # Thread affinity: a wrapper that returned a connection at the end of
         # the last request takes that same connection back if it is still idle
         # in the pool. Everything Django's connect() would do is already in
-        # place on it: this wrapper ran get_new_connection() and the autocommit
-        # setup on this driver connection, and nobody has used it since
-        # (pool.reclaim() says so). Django's state was clean when it was parked
-        # and is checked again here; any doubt takes the full path.
+        # place on it: this wrapper ran Django's setup on this driver
+        # connection, the session was as that setup left it when parked
+        # (_close()), and nobody has used it since (pool.reclaim() says so).
+        # Django's state was clean when it was parked and is checked again
+        # here; any doubt takes the full path.
         parked = self._lease.parked
         if parked is not None:
             self._lease.parked = None
@@ -241,13 +244,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().connect()
 
     def _take_back(self, record: Any, conn: Any, pool: SqlaPool, marker: tuple[Any, ...]) -> bool:
+        settings_dict = self.settings_dict
         if (
             self.in_atomic_block
             or self.needs_rollback
             or self.closed_in_transaction
             or self.errors_occurred
-            or self.autocommit != self.settings_dict["AUTOCOMMIT"]
-            or self.health_check_enabled != self.settings_dict["CONN_HEALTH_CHECKS"]  # type: ignore[attr-defined]
+            or self.autocommit != settings_dict["AUTOCOMMIT"]
+            or self.health_check_enabled != settings_dict["CONN_HEALTH_CHECKS"]  # type: ignore[attr-defined]
             or self._params_marker() != marker  # settings changed: new parameters, new pool
             or not pool.reclaim(record, conn, self._lease)
         ):
@@ -256,14 +260,6 @@ class DatabaseWrapper(base.DatabaseWrapper):
         lease.record, lease.pool = record, pool
         self.connection = conn
         self.health_check_done = True
-        try:
-            # Time zone and role, as at every checkout: undoes a request's SET TIME ZONE.
-            self.init_connection_state()
-        except BaseException:
-            lease.record = lease.pool = None
-            self.connection = None
-            pool.checkin(record)
-            raise
         return True
 
     def _close(self) -> None:
@@ -276,26 +272,38 @@ class DatabaseWrapper(base.DatabaseWrapper):
         # The connection can no longer be used through this wrapper, even if
         # Django closes it inside an atomic block and keeps other state.
         self.connection = None
+        # Not wrapped in wrap_database_errors: neither park() nor checkin()
+        # raises a driver error (a failed reset invalidates the connection).
+        # The wrapper may take a parked connection back at its next connect().
+        marker = self._park_marker(conn, pool)
+        if marker is not None and pool.park(record, lease):
+            lease.parked = (record, conn, pool, marker)
+        else:
+            pool.checkin(record)
+
+    def _park_marker(self, conn: Any, pool: SqlaPool) -> tuple[Any, ...] | None:
+        """The parameters marker, if this connection may be parked; else None.
+
+        It may when Django's state is clean and the session is as Django's
+        setup left it.
+        """
         cached = self._params_cache
-        # The wrapper may take this connection back (connect()) only if
-        # Django's state is clean now and the return leaves the session as
-        # Django's setup left it.
-        marker = (
-            cached.marker
-            if cached is not None
-            and cached.pool is pool
+        if cached is None or cached.marker is None:
+            return None
+        settings_dict = self.settings_dict
+        timezone_name = self.timezone_name
+        clean = (
+            cached.pool is pool
             and not self.in_atomic_block
             and not self.needs_rollback
             and not self.errors_occurred
-            and self.settings_dict["CONN_MAX_AGE"] == 0
-            and pool.settings.pool_reset_on_return != "discard"  # DISCARD ALL resets the time zone
-            else None
+            and settings_dict["CONN_MAX_AGE"] == 0
+            # Django sets the role at every checkout: SET ROLE, a round trip.
+            and not settings_dict["OPTIONS"].get("assume_role")
+            # A SET TIME ZONE in the request: Django's setup must run again.
+            and (not timezone_name or driver.time_zone_is(conn, timezone_name))
         )
-        # Not wrapped in wrap_database_errors: checkin() raises no driver error
-        # (a failed reset invalidates the connection and is logged).
-        pool.checkin(record, keep_for=None if marker is None else lease)
-        if marker is not None and record.dbapi_connection is conn:  # not invalidated on return
-            lease.parked = (record, conn, pool, marker)
+        return cached.marker if clean else None
 
     def close_pool(self) -> None:
         super().close_pool()
