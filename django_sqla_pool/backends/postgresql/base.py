@@ -252,9 +252,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             or self.errors_occurred
             or self.autocommit != settings_dict["AUTOCOMMIT"]
             or self.health_check_enabled != settings_dict["CONN_HEALTH_CHECKS"]  # type: ignore[attr-defined]
-            or self._params_marker() != marker  # settings changed: new parameters, new pool
+            # Under load the connection went to a waiting thread: this fails
+            # first, before the settings are compared.
             or not pool.reclaim(record, conn, self._lease)
         ):
+            return False
+        if self._params_marker() != marker:  # settings changed: new parameters, new pool
+            pool.checkin(record)
             return False
         lease = self._lease
         lease.record, lease.pool = record, pool
