@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.db.backends.signals import connection_created
+from sqlalchemy import event
 
 from django_sqla_pool import registry
 
@@ -143,3 +144,16 @@ def test_a_forked_child_never_takes_back_its_parents_connection() -> None:
 
     assert run_in_child(child) == 0
     assert backend_pid(connection) == parent_pid
+
+
+def test_checkin_listeners_still_run_when_a_connection_is_returned(make_wrapper) -> None:
+    # A clean return skips SQLAlchemy's checkin machinery only when nobody listens to it.
+    db = make_wrapper("listened")
+    backend_pid(db)
+    pool = pool_of(db)
+    seen: list[Any] = []
+    event.listen(pool, "checkin", lambda dbapi_conn, record: seen.append(dbapi_conn))
+    conn = db.connection
+    db.close()
+    assert seen == [conn]
+    assert pool.checkedin() == 1
