@@ -3,7 +3,8 @@
     python bench/micro.py
 
 No request, no query: one pooled connection taken and returned in a loop,
-so only the pool's own work is timed. "stats off" makes the two PoolStats
+so only the pool's own work is timed; "park + reclaim" is the return and
+take-back of thread affinity, "checkout + checkin" the full path. "stats off" makes the two PoolStats
 methods called on this path do nothing: the difference is what the counters
 and timings cost per checkout and checkin. On and off alternate, so drift
 on a busy machine hits both. Plain QueuePool and psycopg_pool
@@ -73,6 +74,13 @@ def main() -> None:
     def pool_cycle() -> None:
         pool.checkin(pool.checkout())
 
+    owner = object()
+
+    def park_cycle() -> None:
+        # The return and take-back of thread affinity: one record, parked and reclaimed.
+        if not pool.park(record, owner) or not pool.reclaim(record, record.dbapi_connection, owner):
+            raise RuntimeError("park() or reclaim() refused a clean idle connection")
+
     def wrapper_cycle() -> None:
         # What Django does per request around the view: signals, connect, close.
         request_started.send(sender=None)
@@ -85,6 +93,12 @@ def main() -> None:
     for _ in range(3):
         for label, stats in (("on", real_stats), ("off", no_stats)):
             pool.stats = stats
+            record = pool.checkout()
+            timings = (("SqlaPool park + reclaim", park_cycle),)
+            for name, step in timings:
+                key = f"{name}, stats {label}"
+                best[key] = min(best.get(key, float("inf")), timed(step, repeats=3))
+            pool.checkin(record)
             for name, step in (
                 ("SqlaPool checkout + checkin", pool_cycle),
                 ("Django connect + close via request signals", wrapper_cycle),
@@ -114,7 +128,11 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, micros in rows:
         print(f"{name.ljust(width)}  {micros:6.2f} µs")
-    for name in ("SqlaPool checkout + checkin", "Django connect + close via request signals"):
+    for name in (
+        "SqlaPool park + reclaim",
+        "SqlaPool checkout + checkin",
+        "Django connect + close via request signals",
+    ):
         cost = best[f"{name}, stats on"] - best[f"{name}, stats off"]
         print(f"{f'stats cost: {name}'.ljust(width)}  {cost:6.2f} µs")
 
