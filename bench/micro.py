@@ -3,12 +3,12 @@
     python bench/micro.py
 
 No request, no query: one pooled connection taken and returned in a loop,
-so only the pool's own work is timed; "park + reclaim" is the return and
-take-back of thread affinity, "checkout + checkin" the full path. "stats off" makes the two PoolStats
-methods called on this path do nothing: the difference is what the counters
-and timings cost per checkout and checkin. On and off alternate, so drift
-on a busy machine hits both. Plain QueuePool and psycopg_pool
-are shown for scale. Minimum of several runs, in microseconds.
+so only the pool's own work is timed. "park + reclaim" is the return and
+take-back of thread affinity, "checkout + checkin" the full path. "stats
+off" makes the two PoolStats methods called on these paths do nothing: the
+difference is what the counters and timings cost. On and off alternate, so
+drift on a busy machine hits both. Plain QueuePool and psycopg_pool are
+shown for scale. Minimum of several runs, in microseconds.
 """
 
 from __future__ import annotations
