@@ -79,13 +79,15 @@ def setup_django(variant: str, conn: dict[str, Any]) -> None:
 class Client:
     """Sends GETs through one WSGIHandler and records latency and connect time."""
 
-    def __init__(self) -> None:
+    def __init__(self, time_connect: bool = True) -> None:
         from django.core.handlers.wsgi import WSGIHandler
         from django.db import connections
 
         self.handler = WSGIHandler()
         self.local = threading.local()
-        self._time_connect(type(connections["default"]))
+        self.local.connect_seconds = 0.0
+        if time_connect:
+            self._time_connect(type(connections["default"]))
 
     def _time_connect(self, wrapper_class: Any) -> None:
         # Time spent in connect(): opening a connection (no pool), or taking
