@@ -1,6 +1,6 @@
 """Where the sequential gap to persistent connections goes: the package with parts switched off.
 
-    python bench/breakdown.py            # 3 rounds, about 2 minutes
+    python bench/breakdown.py            # 3 rounds, under a minute
     python bench/breakdown.py --rounds 5 --requests 3000
 
 One thread sends requests through Django's WSGIHandler (one ``SELECT 1``
