@@ -12,9 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
-from .conf import InvalidPoolSetting, parse_pool_settings
-
-ENGINE = "django_sqla_pool.backends.postgresql"
+from .conf import InvalidPoolSetting, is_pooled, parse_pool_settings
 
 _HINTS = {
     "django_sqla_pool.E001": "See the options table in django_sqla_pool's README.",
@@ -24,10 +22,10 @@ _HINTS = {
 
 
 def pool_setting_errors(databases: Mapping[str, Mapping[str, Any]]) -> list[CheckMessage]:
-    """One Error per DATABASES entry of this ENGINE whose pool settings are invalid."""
+    """One Error per DATABASES entry of our ENGINEs whose pool settings are invalid."""
     errors: list[CheckMessage] = []
     for alias, settings_dict in databases.items():
-        if settings_dict.get("ENGINE") != ENGINE:
+        if not is_pooled(settings_dict):
             continue
         try:
             parse_pool_settings(alias, settings_dict)

@@ -14,6 +14,15 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+#: The ENGINEs of this package: every DATABASES entry naming one of them is pooled.
+ENGINES = ("django_sqla_pool.backends.postgresql",)
+
+
+def is_pooled(settings_dict: Mapping[str, Any]) -> bool:
+    """True when this DATABASES entry uses one of this package's ENGINEs."""
+    return settings_dict.get("ENGINE") in ENGINES
+
+
 #: OPTIONS keys that configure the pool and are removed before the driver sees them.
 POOL_KEYS = (
     "pool_size",

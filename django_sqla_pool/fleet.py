@@ -1,7 +1,7 @@
 """The fleet view: every process's pooled connections, as the server sees them.
 
 Each pooled connection carries ``[prefix ]sqlapool:<alias>:<host>:<pid>`` as
-its application_name (see ``backends/postgresql/base.py``), so one query on
+its application_name (see ``backends/pooled.py``), so one query on
 ``pg_stat_activity`` shows every process on every machine that uses this
 server, and how much room the server has left. Query text is never read:
 it can hold secrets.
@@ -66,7 +66,7 @@ def fleet(alias: str = "default") -> dict[str, Any]:
     """
     from django.db import connections
 
-    from .backends.postgresql.base import _HOSTNAME
+    from .backends.pooled import _HOSTNAME
 
     with connections[alias].cursor() as cursor:
         cursor.execute(_SETTINGS_SQL)

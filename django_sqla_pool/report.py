@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from . import shared
-from .checks import ENGINE
+from .conf import is_pooled
 from .fleet import fleet
 from .stats import pool_stats
 
@@ -33,8 +33,8 @@ EXIT_SATURATED_AND_LOW_HEADROOM = 5
 
 
 def pooled_aliases() -> list[str]:
-    """The DATABASES aliases that use this package's ENGINE."""
-    return [alias for alias, db in settings.DATABASES.items() if db.get("ENGINE") == ENGINE]
+    """The DATABASES aliases that use one of this package's ENGINEs."""
+    return [alias for alias, db in settings.DATABASES.items() if is_pooled(db)]
 
 
 def saturation(pool: dict[str, Any], now: float, window: float) -> list[str]:

@@ -13,7 +13,8 @@ from django.db.utils import DatabaseError
 
 from demo.models import Note
 from django_sqla_pool import PoolConnectError, PoolTimeout, registry
-from django_sqla_pool.backends.postgresql.base import _HOSTNAME, DatabaseWrapper
+from django_sqla_pool.backends.pooled import _HOSTNAME
+from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 
 from .conftest import backend_pid, pool_of
 

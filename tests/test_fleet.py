@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from django_sqla_pool.backends.postgresql.base import _HOSTNAME
+from django_sqla_pool.backends.pooled import _HOSTNAME
 from django_sqla_pool.fleet import STATES, fleet, parse_application_name
 
 from .conftest import backend_pid, raw_connect

@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_sqla_pool import PoolTimeout, pool_stats
-from django_sqla_pool.backends.postgresql.base import _HOSTNAME
+from django_sqla_pool.backends.pooled import _HOSTNAME
 
 from .conftest import backend_pid, database_url
 from .workers import ROOT, start_worker, stop_worker

@@ -1,0 +1,339 @@
+"""The pooled behaviour every ENGINE of this package shares, as one mixin.
+
+Each ENGINE's ``DatabaseWrapper`` combines :class:`PooledDatabaseWrapperMixin`
+with a Django PostgreSQL-family wrapper (the plain one, PostGIS's). Only the
+hooks Django offers are overridden: the connection parameters, the moment a
+new connection is needed, closing, and ``close_pool()`` (which Django calls
+before cloning or dropping a test database). Everything else, including
+Django's per-connection setup, runs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import weakref
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from django.conf import settings
+from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.postgresql import base
+
+from .. import driver, registry
+from ..conf import APP_NAME_MARK, OUR_KEYS, PoolSettings, parse_pool_settings
+from ..pool import SqlaPool
+
+_HOSTNAME = socket.gethostname()[:20]
+
+
+def application_name(alias: str, prefix: str | None) -> str:
+    """``[prefix ]sqlapool:<alias>:<host>:<pid>``, within PostgreSQL's 63 bytes.
+
+    It tells the server (and ``poolstats``) which process holds each
+    connection; the user's own application_name stays in front.
+    """
+    suffix = f"{APP_NAME_MARK}:{alias[:16]}:{_HOSTNAME}:{os.getpid()}"
+    if not prefix:
+        return suffix
+    room = 63 - len(suffix.encode()) - 1
+    return f"{prefix.encode()[: max(room, 0)].decode(errors='ignore')} {suffix}".lstrip()
+
+
+class _HandOver:
+    """Stands in for the driver module while Django's get_new_connection() runs.
+
+    Django opens connections with ``self.Database.connect(**params)`` and then
+    configures them; handing it the pooled connection here lets that
+    configuration run as is, instead of copying it.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def connect(self, **params: Any) -> Any:
+        return self._connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(driver.Database, name)
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+class _Lease:
+    """The pooled connection a wrapper holds, kept apart from the wrapper.
+
+    A finalizer on the wrapper holds this object, not the wrapper, so when a
+    wrapper is garbage-collected with a connection checked out (a thread
+    that ended without closing it, a forgotten wrapper) the connection still
+    goes back to its pool.
+    """
+
+    __slots__ = ("parked", "pool", "record")
+
+    def __init__(self) -> None:
+        self.record: Any = None
+        self.pool: SqlaPool | None = None
+        #: (record, driver connection, pool, parameters marker) of the connection
+        #: this wrapper returned last, which it may take back (see connect()).
+        self.parked: tuple[Any, Any, SqlaPool, tuple[Any, ...]] | None = None
+
+
+def _return_abandoned(lease: _Lease) -> None:
+    """weakref.finalize callback: the wrapper is gone, its connection is not."""
+    record, pool = lease.record, lease.pool
+    lease.record = lease.pool = None
+    # In a forked child the connection is the parent's: never reset or return it.
+    if record is not None and pool is not None and pool.pid == os.getpid():
+        pool.abandoned(record)
+
+
+class _Params(NamedTuple):
+    """get_connection_params()'s result, and what it was computed from."""
+
+    marker: tuple[Any, ...] | None
+    params: dict[str, Any]
+    settings: PoolSettings
+    pool: SqlaPool | None
+
+
+if TYPE_CHECKING:
+    _Base = base.DatabaseWrapper
+else:
+    _Base = object
+
+
+class PooledDatabaseWrapperMixin(_Base):
+    """Put first in the bases of a Django PostgreSQL-family ``DatabaseWrapper``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lease = _Lease()
+        # Created once per wrapper: nothing per checkout. Not run at exit,
+        # when a wrapper still alive may belong to a running daemon thread.
+        weakref.finalize(self, _return_abandoned, self._lease).atexit = False
+        self._params_cache: _Params | None = None
+        registry.track(self)
+
+    @property
+    def pool_settings(self) -> PoolSettings:
+        """This alias's validated pool settings (ImproperlyConfigured if invalid)."""
+        return parse_pool_settings(self.alias, self.settings_dict)
+
+    @property
+    def uses_pool(self) -> bool:
+        # Test database creation and deletion connect to the 'postgres'
+        # database through a throwaway NO_DB_ALIAS wrapper: keeping such a
+        # connection pooled would only hold a server slot.
+        return self.alias != NO_DB_ALIAS
+
+    def _params_marker(self) -> tuple[Any, ...]:
+        # Everything get_connection_params() reads. Test database creation
+        # changes NAME in place, tests swap OPTIONS or TIME_ZONE: any change
+        # makes a new marker, hence new parameters and a new pool.
+        sd = self.settings_dict
+        return (
+            sd.get("NAME"),
+            sd.get("USER"),
+            sd.get("PASSWORD"),
+            sd.get("HOST"),
+            sd.get("PORT"),
+            sd.get("CONN_MAX_AGE", 0),
+            sd.get("OPTIONS"),
+            settings.USE_TZ,
+            self.timezone,
+        )
+
+    def get_connection_params(self) -> dict[str, Any]:
+        # Django calls this at every connect(), that is at every checkout;
+        # computing it (and validating the pool settings) costs more than
+        # taking a connection from the pool, so it is computed once per
+        # wrapper and settings.
+        marker = self._params_marker()
+        cached = self._params_cache
+        if cached is not None and cached.marker == marker:
+            return dict(cached.params)
+        pool_settings = self.pool_settings
+        params = self._compute_connection_params(pool_settings)
+        options = marker[6] or {}
+        # The marker keeps a shallow copy of OPTIONS; a value that could be
+        # changed in place (a nested dict) would go unnoticed, so such
+        # parameters are recomputed at every connect() (marker None).
+        if all(_hashable(v) for v in options.values()):
+            cache_marker: tuple[Any, ...] | None = (*marker[:6], dict(options), *marker[7:])
+        else:
+            cache_marker = None
+        self._params_cache = _Params(cache_marker, params, pool_settings, None)
+        return dict(params)
+
+    def _compute_connection_params(self, pool_settings: PoolSettings) -> dict[str, Any]:
+        params = super().get_connection_params()
+        for key in OUR_KEYS:
+            params.pop(key, None)
+        params["application_name"] = application_name(self.alias, params.get("application_name"))
+        server_options = pool_settings.server_options()
+        if server_options:
+            # Sent in the startup packet: no round trip, survives DISCARD ALL.
+            params["options"] = f"{params.get('options') or ''} {server_options}".strip()
+        return params
+
+    # Not @async_unsafe: connect() is, and so is the super() call below.
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        if not self.uses_pool:
+            return super().get_new_connection(conn_params)
+        pool = self._pool_for(conn_params)
+        record = pool.checkout()
+        self.Database = _HandOver(record.dbapi_connection)  # type: ignore[assignment]
+        try:
+            connection = super().get_new_connection(conn_params)
+        except BaseException:
+            pool.checkin(record)
+            raise
+        finally:
+            del self.Database
+        lease = self._lease
+        lease.record, lease.pool = record, pool
+        return connection
+
+    def _pool_for(self, conn_params: dict[str, Any]) -> SqlaPool:
+        cached = self._params_cache
+        if cached is not None and cached.params == conn_params:
+            pool = cached.pool
+            if pool is None or pool.retired:
+                pool = registry.get_pool(self.alias, conn_params, cached.settings)
+                self._params_cache = cached._replace(pool=pool)
+            return pool
+        return registry.get_pool(self.alias, conn_params, self.pool_settings)
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        # Django sets autocommit at every connect(), i.e. every checkout; on an
+        # idle connection already in that mode the driver would do nothing
+        # but take its lock and run its wait loop.
+        conn = self.connection
+        if (
+            self._lease.record is not None
+            and conn.autocommit == autocommit
+            and driver.idle_and_open(conn)
+        ):
+            return
+        super()._set_autocommit(autocommit)  # type: ignore[misc]
+
+    def _configure_timezone(self, connection: Any) -> bool:
+        # Django runs this at every connect(), i.e. every checkout. When the
+        # session's time zone already matches, libpq tells so without a
+        # ConnectionInfo built and decoded; otherwise Django's own code
+        # reads and sets it.
+        timezone_name = self.timezone_name
+        if (
+            timezone_name
+            and self._lease.record is not None
+            and driver.time_zone_is(connection, timezone_name)
+        ):
+            return False
+        return bool(super()._configure_timezone(connection))  # type: ignore[misc]
+
+    def connect(self) -> None:
+        # Thread affinity: a wrapper that returned a connection at the end of
+        # the last request takes that same connection back if it is still idle
+        # in the pool. Everything Django's connect() would do is already in
+        # place on it: this wrapper ran Django's setup on this driver
+        # connection, the session was as that setup left it when parked
+        # (_close()), and nobody has used it since (pool.reclaim() says so).
+        # Django's state was clean when it was parked and is checked again
+        # here; any doubt takes the full path.
+        parked = self._lease.parked
+        if parked is not None:
+            self._lease.parked = None
+            if self._take_back(*parked):
+                return
+        super().connect()
+
+    def _take_back(self, record: Any, conn: Any, pool: SqlaPool, marker: tuple[Any, ...]) -> bool:
+        settings_dict = self.settings_dict
+        if (
+            self.in_atomic_block
+            or self.needs_rollback
+            or self.closed_in_transaction
+            or self.errors_occurred
+            or self.autocommit != settings_dict["AUTOCOMMIT"]
+            or self.health_check_enabled != settings_dict["CONN_HEALTH_CHECKS"]  # type: ignore[attr-defined]
+            # Under load the connection went to a waiting thread: this fails
+            # first, before the settings are compared.
+            or not pool.reclaim(record, conn, self._lease)
+        ):
+            return False
+        if self._params_marker() != marker:  # settings changed: new parameters, new pool
+            pool.checkin(record)
+            return False
+        lease = self._lease
+        lease.record, lease.pool = record, pool
+        self.connection = conn
+        self.health_check_done = True
+        return True
+
+    def _close(self) -> None:
+        lease = self._lease
+        record, pool = lease.record, lease.pool
+        if record is None or pool is None:
+            return super()._close()  # type: ignore[misc]
+        lease.record = lease.pool = None
+        conn = self.connection
+        # The connection can no longer be used through this wrapper, even if
+        # Django closes it inside an atomic block and keeps other state.
+        self.connection = None
+        # Not wrapped in wrap_database_errors: neither park() nor checkin()
+        # raises a driver error (a failed reset invalidates the connection).
+        # The wrapper may take a parked connection back at its next connect().
+        marker = self._park_marker(conn, pool)
+        if marker is not None and pool.park(record, lease):
+            lease.parked = (record, conn, pool, marker)
+        else:
+            pool.checkin(record)
+
+    def _park_marker(self, conn: Any, pool: SqlaPool) -> tuple[Any, ...] | None:
+        """The parameters marker, if this connection may be parked; else None.
+
+        It may when Django's state is clean and the session is as Django's
+        setup left it.
+        """
+        cached = self._params_cache
+        if cached is None or cached.marker is None:
+            return None
+        settings_dict = self.settings_dict
+        timezone_name = self.timezone_name
+        clean = (
+            cached.pool is pool
+            and not self.in_atomic_block
+            and not self.needs_rollback
+            and not self.errors_occurred
+            and settings_dict["CONN_MAX_AGE"] == 0
+            # Django sets the role at every checkout: SET ROLE, a round trip.
+            and not settings_dict["OPTIONS"].get("assume_role")
+            # A SET TIME ZONE in the request: Django's setup must run again.
+            and (not timezone_name or driver.time_zone_is(conn, timezone_name))
+        )
+        return cached.marker if clean else None
+
+    def close_pool(self) -> None:
+        super().close_pool()
+        registry.close_pools(self.alias)
+
+    def _forget_pooled_connection(self) -> None:
+        """After fork(): drop the parent's connection without closing or resetting it."""
+        # The parent's pools are gone, and application_name names the parent's pid.
+        self._params_cache = None
+        lease = self._lease
+        lease.parked = None
+        if lease.record is None:
+            return
+        # Forgotten, not returned: the garbage-collection hook then finds nothing to do.
+        lease.record = lease.pool = None
+        self.connection = None
+        if self.in_atomic_block:
+            self.closed_in_transaction = True
+            self.needs_rollback = True
