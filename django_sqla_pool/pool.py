@@ -189,8 +189,22 @@ class SqlaPool(QueuePool):
                 return
             self.checkin(record)
 
-    def checkout(self) -> _ConnectionRecord:
-        """Take a connection, waiting at most ``pool_timeout`` seconds."""
+    def checkout(self, timeout: float | None = None) -> _ConnectionRecord:
+        """Take a connection, waiting at most ``timeout`` seconds (None: ``pool_timeout``).
+
+        The bound covers the whole checkout: the wait for a free connection
+        and any wait for the server to come back (a health probe passes a
+        short one).
+        """
+        if timeout is not None:
+            # Only this thread's waits read the deadline; the default path
+            # below sets nothing.
+            local = self._pool.local  # type: ignore[attr-defined]
+            local.deadline = time.monotonic() + max(timeout, 0.0)
+            try:
+                return self.checkout()
+            finally:
+                local.deadline = None
         if self._abandoned:
             self._reclaim_abandoned()
         start = time.monotonic()
