@@ -478,7 +478,8 @@ class SqlaPool(QueuePool):
         if deadline is not None:  # checkout(timeout=...): bound the connect by it too
             # libpq counts whole seconds, and less than 2 as 2.
             bound = max(2, math.ceil(deadline - time.monotonic()))
-            if bound < int(params.get("connect_timeout") or 2**31):
+            configured = str(params.get("connect_timeout") or "").strip()
+            if not configured.isdigit() or int(configured) <= 0 or bound < int(configured):
                 params = {**params, "connect_timeout": bound}
         try:
             conn = driver.connect(params)

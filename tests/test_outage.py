@@ -24,6 +24,9 @@ def make_pool() -> Iterator[Any]:
     made: list[SqlaPool] = []
 
     def make(params: dict[str, Any], **options: Any) -> SqlaPool:
+        # Every idle connection is pinged: these tests are about opening new
+        # ones, not about how soon a dropped idle connection is noticed.
+        options.setdefault("pool_pre_ping_window", 0)
         settings = parse_pool_settings("faults", {"OPTIONS": options})
         pool = SqlaPool(alias="faults", name="faults", settings=settings, connect_params=params)
         made.append(pool)
