@@ -203,9 +203,11 @@ class SqlaPool(QueuePool):
     def checkout(self, timeout: float | None = None) -> _ConnectionRecord:
         """Take a connection, waiting at most ``timeout`` seconds (None: ``pool_timeout``).
 
-        The bound covers the whole checkout: the wait for a free connection
-        and any wait for the server to come back (a health probe passes a
-        short one).
+        The bound covers the whole checkout: the wait for a free connection,
+        the liveness ping, and any wait for the server to come back (a health
+        probe passes a short one). A new connection opened on the way is
+        bounded by libpq's connect_timeout set to the time left, which libpq
+        rounds up to whole seconds and at least 2.
         """
         if timeout is not None:
             # Only this thread's waits read the deadline; the default path

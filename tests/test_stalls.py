@@ -129,3 +129,21 @@ def test_a_query_on_a_black_holed_path_fails_within_tcp_user_timeout_and_the_poo
     wait_until(lambda: pool.checkedout() == 0, what="the broken connection returned")
     record = pool.checkout()
     pool.checkin(record)
+
+
+@pytest.mark.skipif(not driver.is_psycopg3, reason="psycopg2's ping has no bound of its own")
+def test_checkout_timeout_bounds_the_ping_of_a_stalled_backend(cluster: Cluster, make_pool) -> None:
+    pool = make_pool(cluster.params(connect_timeout=2), ping_timeout=60, pool_pre_ping_window=0)
+    record = pool.checkout()
+    stalled_pid = record.info["backend_pid"]
+    pool.checkin(record)
+    with cluster.stopped_process(stalled_pid):
+        start = time.monotonic()
+        thread, out = in_thread(lambda: pool.checkout(timeout=0.5))
+        thread.join(30)
+        assert not thread.is_alive(), "the ping is stuck"
+        assert time.monotonic() - start < 30  # not ping_timeout's 60 s
+    record = out[0]
+    assert not isinstance(record, BaseException), record
+    assert record.info["backend_pid"] != stalled_pid
+    pool.checkin(record)
