@@ -142,8 +142,12 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster_session() -> Iterator[Cluster]:
     base = tempfile.mkdtemp(prefix="faultcore-pg-")
-    cluster = Cluster(base)
-    cluster.start()
+    try:
+        cluster = Cluster(base)
+        cluster.start()
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
     try:
         yield cluster
     finally:
