@@ -3,12 +3,14 @@
 from .exceptions import PoolConnectError, PoolTimeout
 from .release import release_connections
 from .stats import pool_stats
+from .warm import open_pools
 
 __version__ = "0.1.0"
 __all__ = [
     "PoolConnectError",
     "PoolTimeout",
     "__version__",
+    "open_pools",
     "pool_stats",
     "release_connections",
 ]

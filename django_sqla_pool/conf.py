@@ -34,6 +34,8 @@ POOL_KEYS = (
     "pool_use_lifo",
     "pool_reset_on_return",
     "leak_detection_threshold",
+    "pool_min_size",
+    "pool_idle_timeout",
 )
 #: OPTIONS keys that become PostgreSQL settings sent in the startup packet.
 SERVER_KEYS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
@@ -132,6 +134,10 @@ class PoolSettings:
     statement_timeout: int | None = None
     lock_timeout: int | None = None
     idle_in_transaction_session_timeout: int | None = None
+    #: Connections opened in the background when the pool is created, and kept open.
+    pool_min_size: int = 0
+    #: Seconds unused after which a connection beyond pool_min_size is closed; None: never.
+    pool_idle_timeout: float | None = 60.0
 
     @property
     def max_connections(self) -> int:
@@ -181,6 +187,8 @@ _NUMBERS = {
         float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True
     ),
     "pool_pre_ping_window": _Number(float, 0, "use a number of seconds, 0 or more"),
+    "pool_min_size": _Number(int, 0, "use a whole number of connections, 0 or more"),
+    "pool_idle_timeout": _Number(float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True),
     **{
         key: _Number(
             int, 0, "use a whole number of milliseconds, 0 or more (0 disables)", allow_none=True
@@ -269,4 +277,14 @@ def parse_pool_settings(alias: str, settings_dict: Mapping[str, Any]) -> PoolSet
                 f"DATABASES[{alias!r}]['OPTIONS'][{key!r}] is not an option of "
                 f"django_sqla_pool.{_suggest(key)} Known options: {', '.join(OUR_KEYS)}."
             )
-    return PoolSettings(**values)
+    pool_settings = PoolSettings(**values)
+    if pool_settings.pool_min_size > pool_settings.max_connections:
+        raise _fail(
+            alias,
+            "pool_min_size",
+            options["pool_min_size"],
+            f"at most pool_size + max_overflow ({pool_settings.pool_size} + "
+            f"{pool_settings.max_overflow} = {pool_settings.max_connections}); lower it "
+            "or raise pool_size",
+        )
+    return pool_settings
