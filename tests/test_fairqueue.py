@@ -66,3 +66,12 @@ def test_put_keeps_items_beyond_maxsize_and_lifo_order() -> None:
     assert (queue.qsize(), queue.full()) == (3, True)
     assert queue.get() == 3
     assert queue.get() == 2
+
+
+def test_remove_idle_takes_the_oldest_matching_items_up_to_the_limit() -> None:
+    queue: FairQueue[int] = FairQueue(maxsize=2)
+    for item in (1, 2, 3, 4):
+        queue.put(item)
+    assert queue.remove_idle(lambda item: item != 2, 2) == [1, 3]
+    assert queue.remove_idle(lambda item: True, 0) == []
+    assert [queue.get(), queue.get()] == [2, 4]
