@@ -43,9 +43,9 @@ class Cluster:
             os.chown(self.dir, owner.pw_uid, owner.pw_gid)
             self._run_as = ["runuser", "-u", "postgres", "--"]
         self._pg_ctl = _binary("pg_ctl") or "pg_ctl"
+        initdb = _binary("initdb") or "initdb"
         subprocess.run(
-            [*self._run_as, _binary("initdb") or "initdb", "-D", self.data, "-U", "postgres"]
-            + ["--auth=trust", "-E", "UTF8", "--no-sync"],
+            [*self._run_as, initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync"],
             check=True,
             capture_output=True,
             timeout=120,
@@ -72,9 +72,10 @@ class Cluster:
             f"-c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} -p {self.port}"
         )
         flags += "".join(f" -c {key}={value}" for key, value in self.settings.items())
+        log = os.path.join(self.dir, "server.log")
+        command = [self._pg_ctl, "-D", self.data, "-w", "-t", "60", "-l", log, "-o", flags, "start"]
         subprocess.run(
-            [*self._run_as, self._pg_ctl, "-D", self.data, "-w", "-t", "60"]
-            + ["-l", os.path.join(self.dir, "server.log"), "-o", flags, "start"],
+            [*self._run_as, *command],
             check=True,
             capture_output=True,
             timeout=90,
