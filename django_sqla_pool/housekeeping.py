@@ -190,9 +190,14 @@ def run() -> None:
 def interval() -> float:
     from . import registry
 
-    timeouts = [p.settings.pool_idle_timeout for p in registry.pools()]
-    shortest = min((t for t in timeouts if t is not None), default=4 * INTERVAL_MAX)
-    return min(INTERVAL_MAX, max(INTERVAL_MIN, shortest / 4))
+    pools = registry.pools()
+    timeouts = [p.settings.pool_idle_timeout for p in pools]
+    shortest = min((t for t in timeouts if t is not None), default=4 * INTERVAL_MAX) / 4
+    # A failed background connect is retried when its backoff says, not a round later.
+    now = time.monotonic()
+    with _states_lock:
+        retries = [s.retry_at - now for p, s in _states.items() if s.failures and p in pools]
+    return min(INTERVAL_MAX, max(INTERVAL_MIN, min([shortest, *retries])))
 
 
 _loop = Loop("django_sqla_pool-housekeeper", run, interval)

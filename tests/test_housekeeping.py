@@ -19,7 +19,7 @@ from django_sqla_pool import housekeeping, open_pools, registry
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 
 from . import pgcluster
-from .conftest import run_in_child
+from .conftest import backend_pid, run_in_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,6 +169,17 @@ def test_jitter_shortens_the_idle_timeout_by_at_most_ten_percent(make_wrapper) -
     assert all(0.9 <= factor <= 1.0 for factor in factors) and len(set(factors)) == 4
     housekeeping.tend(pool, now + 101)
     assert pool.checkedin() == 0
+
+
+def test_a_thread_whose_parked_connection_was_closed_takes_another(make_wrapper) -> None:
+    wrapper = make_wrapper("hk_parked", pool_size=2, max_overflow=0, pool_idle_timeout=5)
+    first = backend_pid(wrapper)
+    wrapper.close()  # parked: the wrapper would take this one back
+    pool = pool_for(wrapper)
+    housekeeping.tend(pool, time.monotonic() + 60)
+    assert pool.checkedin() == 0
+    assert backend_pid(wrapper) != first
+    assert pool.stats.connections_opened == 2
 
 
 def test_the_minimum_is_kept_however_long_the_connections_are_idle(make_wrapper) -> None:
