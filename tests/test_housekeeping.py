@@ -295,3 +295,50 @@ def test_a_fork_after_warm_start_leaves_the_parents_connections_alone(make_wrapp
             pool.checkin(record)
     assert {r.info["backend_pid"] for r in records} == parent_pids
     assert sum(pool.stats.invalidations.values()) == 0 and pool.stats.connections_closed == 0
+
+
+def test_shrinking_while_threads_hammer_the_pool_keeps_the_accounting_right(
+    make_wrapper, server
+) -> None:
+    # The idle timeout is shorter than the gaps between checkouts: connections are closed
+    # and opened all the time, with threads checking out and waiting in between.
+    pool = pool_for(
+        make_wrapper(
+            "hk_stress",
+            pool_size=2,
+            max_overflow=2,
+            pool_min_size=1,
+            pool_idle_timeout=0.05,
+            pool_timeout=10,
+        )
+    )
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for i in range(60):
+                record = pool.checkout()
+                try:
+                    select_one(record)
+                finally:
+                    pool.checkin(record)
+                if i % 20 == 19:
+                    # All quiet at once, long enough for the housekeeper to close some.
+                    pause.wait(30)
+                    time.sleep(0.3)
+        except BaseException as error:
+            errors.append(error)
+
+    pause = threading.Barrier(8)
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert pool.stats.checkouts == 480 and pool.stats.connections_closed_idle >= 3
+    assert pool.stats.connections_open_peak <= 4
+    # Every connection the pool counts is one the server has, and it settles at the minimum.
+    wait_for(lambda: len(on_server(server, "hk_stress")) == 1, GRACE, "back to 1")
+    assert housekeeping.open_count(pool) == pool.checkedin() == 1
+    assert on_server(server, "hk_stress") == idle_pids(pool)
