@@ -61,8 +61,9 @@ class PoolStats:
 
     def saw_open(self, count: int) -> None:
         # Called when a connection opens (not on checkout): the peak costs requests nothing.
-        if count > self.connections_open_peak:
-            self.connections_open_peak = count
+        with self._lock:
+            if count > self.connections_open_peak:
+                self.connections_open_peak = count
 
     def closed_idle(self) -> None:
         with self._lock:
