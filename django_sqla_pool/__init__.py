@@ -3,6 +3,7 @@
 from .exceptions import PoolConnectError, PoolTimeout, ServerSettingsError
 from .release import release_connections
 from .stats import pool_stats
+from .warm import open_pools
 
 __version__ = "0.1.0"
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "PoolTimeout",
     "ServerSettingsError",
     "__version__",
+    "open_pools",
     "pool_stats",
     "release_connections",
 ]

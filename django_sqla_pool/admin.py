@@ -25,6 +25,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from . import history, registry
+from .advice import advise
 from .chart import chart
 from .conf import parse_pool_settings
 from .models import PoolStats
@@ -114,6 +115,7 @@ class PoolStatsAdmin(admin.ModelAdmin):
                     ],
                     "pools": pools,
                     "problems": [p for p in report["problems"] if p["alias"] == db["alias"]],
+                    "advice": advise(db, report),
                 }
             )
         context = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 
 logger = logging.getLogger("django_sqla_pool")
@@ -24,6 +23,7 @@ class Loop:
         self._interval = interval
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._wakeup = threading.Event()
         self.pid = 0  # the process the running thread belongs to
 
     def _running(self) -> bool:
@@ -41,12 +41,19 @@ class Loop:
 
     def _run(self) -> None:
         while True:
-            time.sleep(self._interval())
+            # A wake() cuts the sleep short (a new pool to warm up now).
+            if self._wakeup.wait(self._interval()):
+                self._wakeup.clear()
             try:
                 self._job()
             except Exception:  # never let the thread die; the next round retries
                 logger.exception("%s: periodic job failed", self.name)
 
+    def wake(self) -> None:
+        """Run the job now instead of at the end of the current interval."""
+        self._wakeup.set()
+
     def after_fork_in_child(self) -> None:
         # The parent's lock may have been held at fork time.
         self._lock = threading.Lock()
+        self._wakeup = threading.Event()

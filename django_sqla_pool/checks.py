@@ -2,6 +2,9 @@
 
 Ids are stable: E001 an invalid or unknown OPTIONS key, E002 CONN_MAX_AGE
 other than 0, E003 Django's own ``pool`` option set alongside this backend.
+Database-tagged (``manage.py check --database default``): W010 the fleet may
+open more connections than the server has room for, W011 the server could not
+be asked, E010 an invalid process count (``capacity.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Tags, register
 
 from .conf import InvalidPoolSetting, is_pooled, parse_pool_settings
 
@@ -39,3 +42,16 @@ def pool_setting_errors(databases: Mapping[str, Mapping[str, Any]]) -> list[Chec
 @register()
 def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return pool_setting_errors(settings.DATABASES)
+
+
+# Tagged "database": it queries the server, so it runs only when asked for
+# (`manage.py check --database default`, at deploy), never at every import.
+@register(Tags.database)
+def check_capacity(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    if not databases:
+        return []
+    from .capacity import capacity_messages
+
+    return capacity_messages(settings.DATABASES, databases)

@@ -37,6 +37,8 @@ POOL_KEYS = (
     "connect_grace",
     "ping_timeout",
     "server_settings_mode",
+    "pool_min_size",
+    "pool_idle_timeout",
 )
 #: OPTIONS keys that become PostgreSQL settings sent in the startup packet.
 SERVER_KEYS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
@@ -162,6 +164,10 @@ class PoolSettings:
     ping_timeout: float = 5.0
     #: How the PostgreSQL settings above are sent: "startup" or "set".
     server_settings_mode: str = "startup"
+    #: Connections opened in the background when the pool is created, and kept open.
+    pool_min_size: int = 0
+    #: Seconds unused after which a connection beyond pool_min_size is closed; None: never.
+    pool_idle_timeout: float | None = 60.0
 
     @property
     def max_connections(self) -> int:
@@ -217,6 +223,8 @@ _NUMBERS = {
     "pool_pre_ping_window": _Number(float, 0, "use a number of seconds, 0 or more"),
     "connect_grace": _Number(float, 0, "use a number of seconds, 0 or more (0 disables)"),
     "ping_timeout": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
+    "pool_min_size": _Number(int, 0, "use a whole number of connections, 0 or more"),
+    "pool_idle_timeout": _Number(float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True),
     **{
         key: _Number(
             int, 0, "use a whole number of milliseconds, 0 or more (0 disables)", allow_none=True
@@ -311,7 +319,17 @@ def parse_pool_settings(alias: str, settings_dict: Mapping[str, Any]) -> PoolSet
                 f"DATABASES[{alias!r}]['OPTIONS'][{key!r}] is not an option of "
                 f"django_sqla_pool.{_suggest(key)} Known options: {', '.join(OUR_KEYS)}."
             )
-    return PoolSettings(**values)
+    pool_settings = PoolSettings(**values)
+    if pool_settings.pool_min_size > pool_settings.max_connections:
+        raise _fail(
+            alias,
+            "pool_min_size",
+            options["pool_min_size"],
+            f"at most pool_size + max_overflow ({pool_settings.pool_size} + "
+            f"{pool_settings.max_overflow} = {pool_settings.max_connections}); lower it "
+            "or raise pool_size",
+        )
+    return pool_settings
 
 
 def validate_pooled_databases(databases: Mapping[str, Mapping[str, Any]]) -> None:

@@ -4,17 +4,21 @@ SQLAlchemy's own queue wakes a waiter when a connection comes back, but a
 thread arriving at that moment can take the connection before the woken
 waiter runs again, so under oversubscription some waiters starve until they
 time out. Here a returned connection is handed directly to the oldest waiter.
+
+Returned connections are always queued, beyond ``maxsize`` too: an overflow
+connection is not closed when it is returned but, like any other, when it has
+been unused for ``pool_idle_timeout`` (``housekeeping.py``: one rule for all).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from sqlalchemy.util.queue import Empty, Full, QueueCommon
+from sqlalchemy.util.queue import Empty, QueueCommon
 
 _T = TypeVar("_T")
 
@@ -44,9 +48,6 @@ class FairQueue(QueueCommon[_T]):
         self.mutex = threading.Lock()
         self._items: deque[_T] = deque()
         self._waiters: deque[_Waiter[_T]] = deque()
-        #: Until this time.monotonic() value, put() keeps items beyond maxsize
-        #: instead of raising Full (the pool then keeps an overflow connection).
-        self.keep_surplus_until = -math.inf
         #: ``local.deadline``, a time.monotonic() value set by the pool for one
         #: checkout, overrides get()'s timeout in this thread (read only when
         #: get() has to wait).
@@ -77,8 +78,6 @@ class FairQueue(QueueCommon[_T]):
                 waiter.handed = True
                 waiter.ready.release()
                 return
-            if self.full() and time.monotonic() >= self.keep_surplus_until:
-                raise Full
             self._items.append(item)
 
     def take(self, item: _T) -> bool:
@@ -93,6 +92,24 @@ class FairQueue(QueueCommon[_T]):
             except ValueError:
                 return False
             return True
+
+    def remove_idle(self, expired: Callable[[_T], bool], limit: int) -> list[_T]:
+        """Remove and return up to ``limit`` idle items for which ``expired(item)`` is true.
+
+        Oldest first: with FIFO and with LIFO alike the left end holds the
+        item returned longest ago. ``expired`` runs under the queue's lock.
+        """
+        removed: list[_T] = []
+        if limit <= 0:
+            return removed
+        with self.mutex:
+            for item in list(self._items):
+                if expired(item):
+                    self._items.remove(item)
+                    removed.append(item)
+                    if len(removed) >= limit:
+                        break
+        return removed
 
     def get_nowait(self) -> _T:
         return self.get(block=False)

@@ -37,11 +37,10 @@ from .throttle import Throttle
 logger = logging.getLogger("django_sqla_pool")
 
 
-#: Seconds an overflow connection stays pooled after the last checkout that
-#: needed more than pool_size connections. Closing it at once, as a plain
-#: QueuePool does, means reopening it (a server process, ~3 ms) moments
-#: later under steady load above pool_size.
-OVERFLOW_LINGER = 10.0
+# Overflow connections are not closed when returned, as a plain QueuePool
+# does (reopening one moments later under steady load above pool_size costs
+# a server process, ~3 ms): every idle connection, overflow or not, is closed
+# by the one idle rule of housekeeping.py.
 
 #: Seconds of waiting for a connection after which the checkout is logged at
 #: WARNING (half of pool_timeout if that is shorter).
@@ -362,7 +361,6 @@ class SqlaPool(QueuePool):
         ):
             return False
         info["parked_by"] = None
-        self._note_overflow()
         now = time.monotonic()
         if not self._check_idle(record, dbapi_conn, now):
             self._do_return_conn(record)  # reopened by whoever checks it out next
@@ -510,6 +508,8 @@ class SqlaPool(QueuePool):
             conn.close()
             raise
         self.stats.opened(time.perf_counter() - start)
+        # Counted before the connect (QueuePool's _inc_overflow), so this one is included.
+        self.stats.saw_open(self.size() + self._overflow)
         return conn
 
     def _server_answered(self) -> None:
@@ -533,15 +533,9 @@ class SqlaPool(QueuePool):
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("connect pool=%s backend_pid=%s", self.name, pid)
 
-    def _note_overflow(self) -> None:
-        queue = self._pool
-        if self._overflow > queue.qsize():  # more than pool_size checked out now
-            queue.keep_surplus_until = time.monotonic() + OVERFLOW_LINGER  # type: ignore[attr-defined]
-
     def _do_get(self) -> Any:
         record: Any = super()._do_get()
         record.info["parked_by"] = None  # whoever returned it last cannot take it back now
-        self._note_overflow()
         dbapi_conn = record.dbapi_connection
         if dbapi_conn is not None:
             # If it fails, SQLAlchemy's checkout opens a new connection in its

@@ -15,6 +15,7 @@ import threading
 import weakref
 from typing import Any
 
+from . import housekeeping
 from .conf import PoolSettings
 from .pool import SqlaPool
 
@@ -44,6 +45,7 @@ def get_pool(alias: str, params: dict[str, Any], settings: PoolSettings) -> Sqla
     """The pool for these parameters, created on first use (safe when threads race)."""
     key = (alias, settings, tuple(sorted((k, _hashable(v)) for k, v in params.items())))
     pool = _pools.get(key)
+    created = False
     if pool is None:
         with _lock:
             pool = _pools.get(key)
@@ -55,6 +57,9 @@ def get_pool(alias: str, params: dict[str, Any], settings: PoolSettings) -> Sqla
                     connect_params=dict(params),
                 )
                 _pools[key] = pool
+                created = True
+    if created:
+        housekeeping.pool_created(pool)  # warm start, in the background
     return pool
 
 

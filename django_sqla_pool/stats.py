@@ -47,6 +47,12 @@ class PoolStats:
         self.last_timeout_at: float | None = None
         self._recent_waits: deque[float] = deque(maxlen=_RECENT)
         self._recent_holds: deque[float] = deque(maxlen=_RECENT)
+        #: When the pool was created (Unix seconds): the span rates are computed over.
+        self.created_at = time.time()
+        #: Connections closed by the idle rule (also counted in connections_closed).
+        self.connections_closed_idle = 0
+        #: The most connections open at once (checked out, idle and being opened).
+        self.connections_open_peak = 0
 
     def opened(self, seconds: float) -> None:
         with self._lock:
@@ -54,6 +60,16 @@ class PoolStats:
             self.connect_seconds_total += seconds
             if seconds > self.connect_seconds_max:
                 self.connect_seconds_max = seconds
+
+    def saw_open(self, count: int) -> None:
+        # Called when a connection opens (not on checkout): the peak costs requests nothing.
+        with self._lock:
+            if count > self.connections_open_peak:
+                self.connections_open_peak = count
+
+    def closed_idle(self) -> None:
+        with self._lock:
+            self.connections_closed_idle += 1
 
     def connect_failed(self) -> None:
         with self._lock:
@@ -118,6 +134,8 @@ class PoolStats:
                 "leaks_reported": self.leaks_reported,
                 "server_waits": self.server_waits,
                 "server_unreachable_errors": self.server_unreachable_errors,
+                "connections_closed_idle": self.connections_closed_idle,
+                "connections_open_peak": self.connections_open_peak,
             }
 
     def timings(self) -> dict[str, float]:
@@ -172,11 +190,14 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
                     "pool_use_lifo": settings.pool_use_lifo,
                     "pool_reset_on_return": settings.pool_reset_on_return,
                     "leak_detection_threshold": settings.leak_detection_threshold,
+                    "pool_min_size": settings.pool_min_size,
+                    "pool_idle_timeout": settings.pool_idle_timeout,
                 },
                 "gauges": pool.gauges(),
                 "counters": pool.stats.counters(),
                 "timings": pool.stats.timings(),
                 "last_timeout_at": pool.stats.last_timeout_at,
+                "created_at": pool.stats.created_at,
             }
         )
     return {

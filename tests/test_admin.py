@@ -217,3 +217,20 @@ def test_chart_draws_utilisation_waiting_and_timeouts() -> None:
     assert drawn["max_waiting"] == 4
     assert drawn["timeouts"] == [drawn["right"]]
     assert [t["label"] for t in drawn["x_ticks"]][-1] == "now"
+
+
+def test_page_shows_the_sizing_advice_and_the_room_on_the_server(admin_client) -> None:
+    connection.close()
+    registry.close_pools("default")  # a new pool: too young to advise on (MIN_SPAN_S)
+    html = admin_client.get(URL).content.decode()
+    values = stats_on_page(html)
+    assert values["default", "advice.current"].startswith("pool_size 5 + max_overflow 5 = 10")
+    assert values["default", "advice.recommended"].startswith("none yet: too little data")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int"
+            " - current_setting('superuser_reserved_connections')::int"
+        )
+        available = cursor.fetchone()[0]
+    assert 0 < int(values["default", "advice.room"]) <= available
+    assert 'data-fits="no"' in html and "<s>2560</s>" in html  # 32 workers x 8 hosts x 10

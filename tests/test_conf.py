@@ -71,6 +71,10 @@ def test_recycle_minus_one_disables_it_as_in_sqlalchemy() -> None:
         ("statement_timeout", "30s", "milliseconds"),
         ("idle_in_transaction_session_timeout", -5, "milliseconds"),
         ("leak_detection_threshold", "0", "greater than 0"),
+        ("pool_min_size", -1, "0 or more"),
+        ("pool_min_size", "two", "whole number of connections"),
+        ("pool_idle_timeout", 0, "greater than 0"),
+        ("pool_min_size", 16, "at most pool_size + max_overflow (5 + 10 = 15)"),
     ],
 )
 def test_invalid_values_name_the_key_the_value_and_the_rule(
@@ -80,6 +84,15 @@ def test_invalid_values_name_the_key_the_value_and_the_rule(
         parse(**{key: value})
     message = str(info.value)
     assert f"['{key}']" in message and repr(value) in message and rule in message
+
+
+def test_sizing_options_defaults_and_strings() -> None:
+    defaults = parse()
+    assert (defaults.pool_min_size, defaults.pool_idle_timeout) == (0, 60.0)
+    settings = parse(pool_min_size="3", pool_idle_timeout="300")
+    assert (settings.pool_min_size, settings.pool_idle_timeout) == (3, 300.0)
+    assert parse(pool_idle_timeout="none").pool_idle_timeout is None
+    assert parse(pool_size=2, max_overflow=0, pool_min_size=2).pool_min_size == 2
 
 
 def test_unknown_pool_key_suggests_the_close_one() -> None:

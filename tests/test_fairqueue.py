@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy.util.queue import Empty, Full
+from sqlalchemy.util.queue import Empty
 
 from django_sqla_pool.fairqueue import FairQueue
 
@@ -57,11 +57,21 @@ def test_timeout_raises_empty_and_leaves_no_waiter_behind() -> None:
     assert queue.get(block=False) == 1
 
 
-def test_bounded_put_and_lifo_order() -> None:
+def test_put_keeps_items_beyond_maxsize_and_lifo_order() -> None:
+    # Overflow connections are closed by the idle rule (housekeeping.py), not when returned.
     queue: FairQueue[int] = FairQueue(maxsize=2, use_lifo=True)
     queue.put(1)
     queue.put(2)
-    with pytest.raises(Full):
-        queue.put(3, block=False)
-    assert (queue.qsize(), queue.full()) == (2, True)
+    queue.put(3, block=False)
+    assert (queue.qsize(), queue.full()) == (3, True)
+    assert queue.get() == 3
     assert queue.get() == 2
+
+
+def test_remove_idle_takes_the_oldest_matching_items_up_to_the_limit() -> None:
+    queue: FairQueue[int] = FairQueue(maxsize=2)
+    for item in (1, 2, 3, 4):
+        queue.put(item)
+    assert queue.remove_idle(lambda item: item != 2, 2) == [1, 3]
+    assert queue.remove_idle(lambda item: True, 0) == []
+    assert [queue.get(), queue.get()] == [2, 4]

@@ -68,6 +68,8 @@ POOL = {
         "pool_use_lifo": bool,
         "pool_reset_on_return": str,
         "leak_detection_threshold": NULLABLE_NUMBER,
+        "pool_min_size": int,
+        "pool_idle_timeout": NULLABLE_NUMBER,
     },
     "gauges": dict.fromkeys(
         ("pool_size", "max_overflow", "checked_out", "idle", "overflow", "waiting"), int
@@ -84,6 +86,8 @@ POOL = {
                 "leaks_reported",
                 "server_waits",
                 "server_unreachable_errors",
+                "connections_closed_idle",
+                "connections_open_peak",
             ),
             int,
         ),
@@ -95,6 +99,7 @@ POOL = {
         "connect_ms_max": NUMBER,
     },
     "last_timeout_at": NULLABLE_NUMBER,
+    "created_at": float,
     "saturation": list,
 }
 WORKER = {"host": str, "pid": int, "age_s": NUMBER, "pools": [POOL]}

@@ -194,6 +194,23 @@ class Command(BaseCommand):
             help="A checkout timeout within this many seconds marks its pool saturated "
             "(default 60).",
         )
+        parser.add_argument(
+            "--advise",
+            action="store_true",
+            help="Recommend pool_size and max_overflow per process from the observed load, "
+            "and print the capacity table for the server (README, 'Sizing').",
+        )
+
+    def _advise(self, aliases: list[str], output: str) -> None:
+        from ...advice import advise, format_advice
+
+        with release_connections():
+            report = build_report(aliases)
+        advice = [advise(db, report) for db in report["databases"]]
+        if output == "json":
+            self.stdout.write(json.dumps({"time": report["time"], "databases": advice}, indent=2))
+        else:
+            self.stdout.write("\n\n".join(format_advice(a) for a in advice))
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias = options["database"]
@@ -205,6 +222,9 @@ class Command(BaseCommand):
         if options["interval"] <= 0 or options["window"] < 0 or options["count"] < 0:
             raise CommandError("--interval must be > 0, --window and --count >= 0.")
         aliases = [alias] if alias is not None else pooled_aliases()
+        if options["advise"]:
+            self._advise(aliases, options["format"])
+            return
         reports = options["count"] if options["watch"] else 1
         status = EXIT_OK
         shown = 0
