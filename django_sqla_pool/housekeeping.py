@@ -119,11 +119,20 @@ def close_idle(pool: SqlaPool, now: float) -> int:
 def _open_one(pool: SqlaPool, now: float) -> bool:
     """Open one connection and queue it (or hand it to a waiter); False if none was opened."""
     state = _state(pool)
-    if now < state.retry_at or pool.retired or not pool._inc_overflow():
+    if now < state.retry_at or pool.retired:
+        return False
+    # During an outage one thread at a time tries to connect (outage.py);
+    # when a checkout has that turn, this round waits for its outcome.
+    outage = pool._outage
+    if not outage.claim():
+        return False
+    if not pool._inc_overflow():
+        outage.release()
         return False
     try:
         record = pool._create_connection()
     except Exception as error:  # never raised: a request may succeed where this failed
+        outage.release()  # a no-op when the failure was recorded (it ends the turn)
         pool._dec_overflow()
         state.failures += 1
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (state.failures - 1))

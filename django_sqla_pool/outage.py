@@ -119,6 +119,21 @@ class Outage:
         if self.since is not None and self._attempter != threading.get_ident():
             raise ServerDown(self.last_error)
 
+    def claim(self) -> bool:
+        """Take the next attempt without waiting (a background thread); False if not now.
+
+        While the server is up anyone may connect. During an outage this
+        thread gets the turn only when nobody else has it; a checkout waiting
+        in wait_turn() then waits for this attempt's outcome like any other.
+        """
+        with self._cond:
+            if self.since is None:
+                return True
+            if self._attempter is None:
+                self._attempter = threading.get_ident()
+                return True
+            return False
+
     def failed(self, error: BaseException) -> bool:
         """A connection attempt failed; True when this began an outage."""
         now = time.monotonic()
