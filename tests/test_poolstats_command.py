@@ -82,6 +82,7 @@ POOL = {
                 "checkins",
                 "timeouts",
                 "leaks_reported",
+                "statement_timeouts",
             ),
             int,
         ),
@@ -91,6 +92,10 @@ POOL = {
         **{f"{k}_ms_{s}": NUMBER for k in ("wait", "held") for s in ("total", "max", "p50", "p99")},
         "connect_ms_total": NUMBER,
         "connect_ms_max": NUMBER,
+    },
+    "histograms": {
+        key: {"le": list, "counts": list, "count": int, "sum": NUMBER}
+        for key in ("wait_s", "held_s", "connect_s")
     },
     "last_timeout_at": NULLABLE_NUMBER,
     "saturation": list,
