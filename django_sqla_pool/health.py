@@ -67,6 +67,11 @@ class Probe:
     server: dict[str, Any] | None = None
     pool: SqlaPool | None = field(default=None, repr=False)
 
+    @property
+    def summary(self) -> str:
+        """The reason without its details (no host, port or driver message): safe to show."""
+        return self.reason.split(":", 1)[0]
+
 
 class _Attempt:
     """A probe running in its own thread, one per pool at a time."""
@@ -165,9 +170,9 @@ def _judge(alias: str, attempt: _Attempt, now: float) -> Probe:
         if attempt.stage == "checkout" and pool.checkedout() >= pool.settings.max_connections:
             status, reason = DEGRADED, _exhausted(pool, waited)
         elif attempt.stage == "checkout":
-            status, reason = DOWN, f"no connection after {waited:.1f} s: the server does not answer"
+            status, reason = DOWN, f"no answer: no connection after {waited:.1f} s"
         else:
-            status, reason = DOWN, f"SELECT 1 had no answer after {waited:.1f} s"
+            status, reason = DOWN, f"no answer: SELECT 1 unanswered after {waited:.1f} s"
         return Probe(alias, status, reason, round(waited * 1000, 3), None, pool)
     assert attempt.finished is not None
     probe = Probe(
@@ -183,7 +188,7 @@ def _judge(alias: str, attempt: _Attempt, now: float) -> Probe:
         reasons = saturation(entry, time.time(), HEALTH_WINDOW)
         if reasons:
             probe.status = DEGRADED
-            probe.reason = f"reachable but saturated: {', '.join(reasons)}"
+            probe.reason = f"reachable but saturated ({', '.join(reasons)})"
     return probe
 
 

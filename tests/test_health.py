@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
@@ -17,11 +16,12 @@ from django.db import connections
 
 from django_sqla_pool import access, health, registry
 
+from .aliases import CLOSED_PORT, extra_aliases, wait_for_probes
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOKEN = "health-token-0123456789abcdef"
 BOUND = 1.0  # DJANGO_SQLA_POOL_HEALTH_TIMEOUT in these tests
-CLOSED_PORT = 55441  # observe's range: nothing listens there
 SILENT_PORT = 55442
 PASSWORD = "pw-never-shown-7d1e"
 
@@ -34,34 +34,7 @@ def _settings(settings: Any) -> None:
 
 @pytest.fixture
 def add_alias() -> Iterator[Any]:
-    """Add a DATABASES alias (a copy of the test database's entry with changes) for one test."""
-    added: list[str] = []
-
-    def add(alias: str, options: dict[str, Any] | None = None, **keys: Any) -> dict[str, Any]:
-        base = connections["default"].settings_dict
-        entry = {**base, **keys, "OPTIONS": {**base["OPTIONS"], **(options or {})}}
-        # DATABASES and the connection handler's copy are the same dict.
-        settings.DATABASES[alias] = entry
-        connections.settings[alias] = entry
-        added.append(alias)
-        return entry
-
-    yield add
-    for alias in added:
-        _wait_for_probes(alias)
-        if hasattr(connections._connections, alias):
-            connections[alias].close()
-            del connections[alias]
-        settings.DATABASES.pop(alias, None)
-        connections.settings.pop(alias, None)
-        registry.close_pools(alias)
-
-
-def _wait_for_probes(alias: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(p.alias == alias for p in list(health._running)):
-        assert time.monotonic() < deadline, "a health probe thread did not finish"
-        time.sleep(0.02)
+    yield from extra_aliases()
 
 
 def get(client: Any, path: str = "/health/", token: str | None = None) -> tuple[int, Any, float]:
@@ -186,16 +159,19 @@ def test_a_silent_server_gives_503_and_never_more_than_one_probe_connection(
         add_alias("silent", {"connect_timeout": 20, "pool_timeout": 60}, PORT=SILENT_PORT)
         status, body, elapsed = get(client, token=TOKEN)
         assert status == 503 and body["databases"]["silent"]["status"] == "down"
-        assert "does not answer" in body["databases"]["silent"]["reason"]
+        assert "no answer: no connection after" in body["databases"]["silent"]["reason"]
         assert elapsed < BOUND + 5
         # The first probe is still stuck: a second request reports it instead of adding one.
         status, body, _ = get(client, token=TOKEN)
-        assert status == 503 and "does not answer" in body["databases"]["silent"]["reason"]
+        assert (
+            status == 503
+            and "no answer: no connection after" in body["databases"]["silent"]["reason"]
+        )
         assert [p.alias for p in health._running].count("silent") == 1
         assert pool_for("silent").checkedout() <= 1
     finally:
         listener.close()  # the stuck connection attempt fails, and the probe thread ends
-    _wait_for_probes("silent")
+    wait_for_probes("silent")
     assert pool_for("silent").checkedout() == 0
 
 
@@ -217,7 +193,7 @@ def test_an_exhausted_pool_is_degraded_not_hung_and_says_so(client, add_alias) -
     # Free again, but a checkout timed out within the last minute: still degraded, and why.
     body = get(client, token=TOKEN)[1]
     assert body["databases"]["tiny"]["status"] == "degraded"
-    assert body["databases"]["tiny"]["reason"] == "reachable but saturated: timeouts"
+    assert body["databases"]["tiny"]["reason"] == "reachable but saturated (timeouts)"
 
 
 def test_the_probe_takes_one_connection_and_returns_it(client) -> None:
