@@ -67,6 +67,8 @@ class PoolStats:
         self.held_seconds_max = 0.0
         self.leaks_reported = 0
         self.statement_timeouts = 0
+        self.server_waits = 0
+        self.server_unreachable_errors = 0
         self.last_timeout_at: float | None = None
         # One count per bucket (not cumulative): a checkout adds one bisect
         # and one increment under the lock it already takes.
@@ -87,6 +89,14 @@ class PoolStats:
     def connect_failed(self) -> None:
         with self._lock:
             self.connect_errors += 1
+
+    def waited_for_server(self) -> None:
+        with self._lock:
+            self.server_waits += 1
+
+    def server_unreachable(self) -> None:
+        with self._lock:
+            self.server_unreachable_errors += 1
 
     def closed(self) -> None:
         with self._lock:
@@ -145,6 +155,8 @@ class PoolStats:
                 "invalidations": dict(self.invalidations),
                 "leaks_reported": self.leaks_reported,
                 "statement_timeouts": self.statement_timeouts,
+                "server_waits": self.server_waits,
+                "server_unreachable_errors": self.server_unreachable_errors,
             }
 
     def timings(self) -> dict[str, float]:

@@ -83,6 +83,8 @@ POOL = {
                 "timeouts",
                 "leaks_reported",
                 "statement_timeouts",
+                "server_waits",
+                "server_unreachable_errors",
             ),
             int,
         ),
