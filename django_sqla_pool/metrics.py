@@ -156,6 +156,22 @@ METRICS: tuple[Metric, ...] = (
         _counter("statement_timeouts"),
     ),
     Metric(
+        "django_sqla_pool.server_waits",
+        "django_sqla_pool_server_waits_total",
+        COUNTER,
+        "{checkout}",
+        "Checkouts that waited for an unreachable server to come back (connect_grace).",
+        _counter("server_waits"),
+    ),
+    Metric(
+        "django_sqla_pool.server_unreachable_errors",
+        "django_sqla_pool_server_unreachable_errors_total",
+        COUNTER,
+        "{checkout}",
+        "Checkouts that failed (PoolConnectError): the server stayed unreachable.",
+        _counter("server_unreachable_errors"),
+    ),
+    Metric(
         "django_sqla_pool.connections.opened",
         "django_sqla_pool_connections_opened_total",
         COUNTER,

@@ -75,6 +75,10 @@ def expected_series(pool: dict[str, Any], process: str) -> Samples:
         key("django_sqla_pool_leaks_reported_total"): counters["leaks_reported"],
         key("django_sqla_pool_connect_errors_total"): counters["connect_errors"],
         key("django_sqla_pool_statement_timeouts_total"): counters["statement_timeouts"],
+        key("django_sqla_pool_server_waits_total"): counters["server_waits"],
+        key("django_sqla_pool_server_unreachable_errors_total"): counters[
+            "server_unreachable_errors"
+        ],
         key("django_sqla_pool_connections_opened_total"): counters["connections_opened"],
         key("django_sqla_pool_connections_closed_total"): counters["connections_closed"],
     }
