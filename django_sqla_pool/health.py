@@ -18,6 +18,7 @@ fails or does not answer in time.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -130,6 +131,17 @@ class _Attempt:
 # requests share one probe per pool instead of each taking a connection.
 _lock = threading.Lock()
 _running: dict[SqlaPool, _Attempt] = {}
+
+
+def _forget_after_fork() -> None:
+    # The parent's probe threads do not exist in the child (nor do its pools),
+    # and the lock may have been held at fork time.
+    global _lock
+    _lock = threading.Lock()
+    _running.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _exhausted(pool: SqlaPool, waited: float) -> str:

@@ -17,6 +17,7 @@ from django.db import connections
 from django_sqla_pool import access, health, registry
 
 from .aliases import CLOSED_PORT, extra_aliases, wait_for_probes
+from .conftest import run_in_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,6 +170,8 @@ def test_a_silent_server_gives_503_and_never_more_than_one_probe_connection(
         )
         assert [p.alias for p in health._running].count("silent") == 1
         assert pool_for("silent").checkedout() <= 1
+        # A forked child (gunicorn --preload) has no such thread: it must not wait for it.
+        assert run_in_child(lambda: 0 if not health._running else 1) == 0
     finally:
         listener.close()  # the stuck connection attempt fails, and the probe thread ends
     wait_for_probes("silent")
