@@ -18,6 +18,7 @@ from django_sqla_pool import access, health, registry
 
 from .aliases import CLOSED_PORT, extra_aliases, wait_for_probes
 from .conftest import run_in_child
+from .helpers import asgi_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -245,3 +246,8 @@ def test_head_is_allowed_and_post_is_not(client) -> None:
 def test_responses_are_never_cached(client) -> None:
     response = client.get("/health/")
     assert "no-cache" in response["Cache-Control"] and "no-store" in response["Cache-Control"]
+
+
+def test_the_health_view_works_under_asgi() -> None:
+    status, body = asgi_get("/health/")
+    assert status == 200 and body == {"status": "ok", "databases": {"default": {"status": "ok"}}}
