@@ -102,8 +102,9 @@ def of_process(samples: Samples, process: str) -> Samples:
 
 
 def test_metrics_parse_back_with_the_documented_names_and_equal_pool_stats(
-    client, make_wrapper, server
+    client, make_wrapper, server, settings
 ) -> None:
+    settings.DJANGO_SQLA_POOL_STATS_DIR = ""  # this process only, whatever the environment says
     options = {"pool_size": 1, "max_overflow": 1, "pool_timeout": 0.05, "statement_timeout": 30}
     db, other, third = (make_wrapper("prom", **options) for _ in range(3))
     with pytest.raises(OperationalError), db.cursor() as cursor:
