@@ -1,10 +1,11 @@
 """System checks: the same validator that runs at first connection, as check errors.
 
 Ids are stable: E001 an invalid or unknown OPTIONS key, E002 CONN_MAX_AGE
-other than 0, E003 Django's own ``pool`` option set alongside this backend.
-Database-tagged (``manage.py check --database default``): W010 the fleet may
-open more connections than the server has room for, W011 the server could not
-be asked, E010 an invalid process count (``capacity.py``).
+other than 0, E003 Django's own ``pool`` option set alongside this backend,
+E004 an invalid health or metrics setting. Database-tagged (``manage.py
+check --database default``): W010 the fleet may open more connections than
+the server has room for, W011 the server could not be asked, E010 an invalid
+process count (``capacity.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,21 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from .conf import InvalidPoolSetting, is_pooled, parse_pool_settings
+from .conf import (
+    HEALTH_TIMEOUT_SETTING,
+    STATS_TOKEN_SETTING,
+    InvalidPoolSetting,
+    health_timeout,
+    is_pooled,
+    parse_pool_settings,
+    stats_token,
+)
 
 _HINTS = {
     "django_sqla_pool.E001": "See the options table in django_sqla_pool's README.",
     "django_sqla_pool.E002": "Set CONN_MAX_AGE to 0; the pool keeps the connections open.",
     "django_sqla_pool.E003": "Remove OPTIONS['pool']; use pool_size and max_overflow.",
+    "django_sqla_pool.E004": "See docs/observability.md, 'Settings'.",
 }
 
 
@@ -55,3 +65,18 @@ def check_capacity(
     from .capacity import capacity_messages
 
     return capacity_messages(settings.DATABASES, databases)
+
+
+@register()
+def check_observe_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E004: the health view's timeout and the stats token, validated as the views do."""
+    errors: list[CheckMessage] = []
+    for name, parse in (
+        (HEALTH_TIMEOUT_SETTING, health_timeout),
+        (STATS_TOKEN_SETTING, stats_token),
+    ):
+        try:
+            parse(getattr(settings, name, None))
+        except InvalidPoolSetting as error:
+            errors.append(Error(str(error), hint=_HINTS[error.check_id], id=error.check_id))
+    return errors

@@ -8,6 +8,7 @@ wrong fails the same way in both places.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -341,3 +342,54 @@ def validate_pooled_databases(databases: Mapping[str, Mapping[str, Any]]) -> Non
     for alias, settings_dict in databases.items():
         if is_pooled(settings_dict):
             parse_pool_settings(alias, settings_dict)
+
+
+# -- The health view and the metrics endpoints: Django settings, not OPTIONS --
+
+#: Seconds the health probe may take per alias: the wait for a connection and
+#: SELECT 1 together. Never pool_timeout: a saturated pool must not hang it.
+HEALTH_TIMEOUT_SETTING = "DJANGO_SQLA_POOL_HEALTH_TIMEOUT"
+HEALTH_TIMEOUT = 2.0
+#: Seconds a checkout timeout (PoolTimeout) keeps its alias "degraded".
+HEALTH_WINDOW = 60.0
+#: A shared secret that shows the numbers (health details, metrics) to a
+#: caller that cannot log in: sent as ``Authorization: Bearer <token>``.
+STATS_TOKEN_SETTING = "DJANGO_SQLA_POOL_STATS_TOKEN"
+STATS_TOKEN_MIN_LENGTH = 16
+
+
+def health_timeout(value: Any) -> float:
+    """The probe's bound from the setting's value (None: the default), validated."""
+    if value is None:
+        return HEALTH_TIMEOUT
+    rule = "use a number of seconds greater than 0 (it bounds each health probe)"
+    if isinstance(value, bool):
+        raise InvalidPoolSetting(
+            f"{HEALTH_TIMEOUT_SETTING} = {value!r} is invalid: {rule}.", "django_sqla_pool.E004"
+        )
+    try:
+        seconds = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise InvalidPoolSetting(
+            f"{HEALTH_TIMEOUT_SETTING} = {value!r} is invalid: {rule}.", "django_sqla_pool.E004"
+        ) from None
+    if not seconds > 0 or seconds == math.inf:
+        raise InvalidPoolSetting(
+            f"{HEALTH_TIMEOUT_SETTING} = {value!r} is invalid: {rule}.", "django_sqla_pool.E004"
+        )
+    return seconds
+
+
+def stats_token(value: Any) -> str | None:
+    """The shared token from the setting's value; None or "" turn token access off."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value.strip()) < STATS_TOKEN_MIN_LENGTH:
+        raise InvalidPoolSetting(
+            f"{STATS_TOKEN_SETTING} is invalid: use a string of at least "
+            f"{STATS_TOKEN_MIN_LENGTH} characters (for example from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
+            "or None to allow only users with django_sqla_pool.view_poolstats.",
+            "django_sqla_pool.E004",
+        )
+    return value.strip()

@@ -22,6 +22,11 @@ Database: Any = _django_pg.Database  # type: ignore[attr-defined]
 #: The exception every driver error derives from.
 DriverError: type[Exception] = Database.Error
 
+#: SQLSTATE 57014, query_canceled: statement_timeout (or a cancel request) stopped a query.
+QueryCanceled: type[Exception] = (
+    Database.errors.QueryCanceled if is_psycopg3 else Database.extensions.QueryCanceledError
+)
+
 _POLL_FLAGS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 

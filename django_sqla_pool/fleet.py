@@ -66,13 +66,18 @@ def fleet(alias: str = "default") -> dict[str, Any]:
     """
     from django.db import connections
 
+    with connections[alias].cursor() as cursor:
+        return read_fleet(cursor, alias)
+
+
+def read_fleet(cursor: Any, alias: str) -> dict[str, Any]:
+    """:func:`fleet`, through any DB-API cursor on the server (the health probe's, say)."""
     from .backends.pooled import _HOSTNAME
 
-    with connections[alias].cursor() as cursor:
-        cursor.execute(_SETTINGS_SQL)
-        version, max_connections, superuser_reserved, reserved = cursor.fetchone()
-        cursor.execute(_ACTIVITY_SQL)
-        rows = cursor.fetchall()
+    cursor.execute(_SETTINGS_SQL)
+    version, max_connections, superuser_reserved, reserved = cursor.fetchone()
+    cursor.execute(_ACTIVITY_SQL)
+    rows = cursor.fetchall()
 
     processes: dict[tuple[str, int, str], dict[str, Any]] = {}
     hidden = 0

@@ -6,6 +6,7 @@ import os
 import socket
 import threading
 import time
+from bisect import bisect_left
 from collections import deque
 from typing import Any
 
@@ -13,6 +14,29 @@ from typing import Any
 INVALIDATION_CAUSES = ("pre_ping", "disconnect", "recycle", "error")
 
 _RECENT = 1024  # samples kept for the recent percentiles
+
+#: Upper bounds, in seconds, of the histogram buckets of wait, use (held) and
+#: create (connect) times; a last bucket takes everything above. From 100 µs
+#: (a checkout with nothing to wait for) to pool_timeout's usual 30 s.
+HISTOGRAM_BOUNDS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -42,9 +66,15 @@ class PoolStats:
         self.held_seconds_total = 0.0
         self.held_seconds_max = 0.0
         self.leaks_reported = 0
+        self.statement_timeouts = 0
         self.server_waits = 0
         self.server_unreachable_errors = 0
         self.last_timeout_at: float | None = None
+        # One count per bucket (not cumulative): a checkout adds one bisect
+        # and one increment under the lock it already takes.
+        self.wait_buckets = [0] * (len(HISTOGRAM_BOUNDS) + 1)
+        self.held_buckets = [0] * (len(HISTOGRAM_BOUNDS) + 1)
+        self.connect_buckets = [0] * (len(HISTOGRAM_BOUNDS) + 1)
         self._recent_waits: deque[float] = deque(maxlen=_RECENT)
         self._recent_holds: deque[float] = deque(maxlen=_RECENT)
         #: When the pool was created (Unix seconds): the span rates are computed over.
@@ -58,6 +88,7 @@ class PoolStats:
         with self._lock:
             self.connections_opened += 1
             self.connect_seconds_total += seconds
+            self.connect_buckets[bisect_left(HISTOGRAM_BOUNDS, seconds)] += 1
             if seconds > self.connect_seconds_max:
                 self.connect_seconds_max = seconds
 
@@ -95,6 +126,7 @@ class PoolStats:
         with self._lock:
             self.checkouts += 1
             self.wait_seconds_total += waited
+            self.wait_buckets[bisect_left(HISTOGRAM_BOUNDS, waited)] += 1
             if waited > self.wait_seconds_max:
                 self.wait_seconds_max = waited
             self._recent_waits.append(waited)
@@ -104,6 +136,7 @@ class PoolStats:
             self.timeouts += 1
             self.last_timeout_at = time.time()
             self.wait_seconds_total += waited
+            self.wait_buckets[bisect_left(HISTOGRAM_BOUNDS, waited)] += 1
             if waited > self.wait_seconds_max:
                 self.wait_seconds_max = waited
             self._recent_waits.append(waited)
@@ -112,6 +145,7 @@ class PoolStats:
         with self._lock:
             self.checkins += 1
             self.held_seconds_total += held
+            self.held_buckets[bisect_left(HISTOGRAM_BOUNDS, held)] += 1
             if held > self.held_seconds_max:
                 self.held_seconds_max = held
             self._recent_holds.append(held)
@@ -119,6 +153,10 @@ class PoolStats:
     def leak_reported(self) -> None:
         with self._lock:
             self.leaks_reported += 1
+
+    def statement_timed_out(self) -> None:
+        with self._lock:
+            self.statement_timeouts += 1
 
     def counters(self) -> dict[str, Any]:
         """Counters since the pool was created, as plain JSON-serialisable values."""
@@ -132,6 +170,7 @@ class PoolStats:
                 "timeouts": self.timeouts,
                 "invalidations": dict(self.invalidations),
                 "leaks_reported": self.leaks_reported,
+                "statement_timeouts": self.statement_timeouts,
                 "server_waits": self.server_waits,
                 "server_unreachable_errors": self.server_unreachable_errors,
                 "connections_closed_idle": self.connections_closed_idle,
@@ -166,6 +205,33 @@ class PoolStats:
             "connect_ms_max": round(connect_max * 1000, 3),
         }
 
+    def histograms(self) -> dict[str, dict[str, Any]]:
+        """Wait, held and connect times as cumulative bucket counts (Prometheus-style).
+
+        ``le``: the buckets' upper bounds in seconds; ``counts``: how many
+        values were at most each bound; ``count``: all values (the +Inf
+        bucket); ``sum``: their total in seconds.
+        """
+        with self._lock:
+            parts = (
+                ("wait_s", list(self.wait_buckets), self.wait_seconds_total),
+                ("held_s", list(self.held_buckets), self.held_seconds_total),
+                ("connect_s", list(self.connect_buckets), self.connect_seconds_total),
+            )
+        histograms = {}
+        for key, buckets, total in parts:
+            cumulative, running = [], 0
+            for count in buckets:
+                running += count
+                cumulative.append(running)
+            histograms[key] = {
+                "le": list(HISTOGRAM_BOUNDS),
+                "counts": cumulative[:-1],
+                "count": cumulative[-1],
+                "sum": total,
+            }
+        return histograms
+
 
 def pool_stats(alias: str | None = None) -> dict[str, Any]:
     """Everything this process knows about its pools, JSON-serialisable.
@@ -196,6 +262,7 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
                 "gauges": pool.gauges(),
                 "counters": pool.stats.counters(),
                 "timings": pool.stats.timings(),
+                "histograms": pool.stats.histograms(),
                 "last_timeout_at": pool.stats.last_timeout_at,
                 "created_at": pool.stats.created_at,
             }

@@ -84,6 +84,7 @@ POOL = {
                 "checkins",
                 "timeouts",
                 "leaks_reported",
+                "statement_timeouts",
                 "server_waits",
                 "server_unreachable_errors",
                 "connections_closed_idle",
@@ -97,6 +98,10 @@ POOL = {
         **{f"{k}_ms_{s}": NUMBER for k in ("wait", "held") for s in ("total", "max", "p50", "p99")},
         "connect_ms_total": NUMBER,
         "connect_ms_max": NUMBER,
+    },
+    "histograms": {
+        key: {"le": list, "counts": list, "count": int, "sum": NUMBER}
+        for key in ("wait_s", "held_s", "connect_s")
     },
     "last_timeout_at": NULLABLE_NUMBER,
     "created_at": float,

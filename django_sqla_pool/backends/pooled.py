@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from django.conf import settings
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
+from django.db.utils import DatabaseErrorWrapper
+from django.utils.functional import cached_property
 
 from .. import driver, registry
 from ..conf import APP_NAME_MARK, LIBPQ_DEFAULTS, OUR_KEYS, PoolSettings, parse_pool_settings
@@ -112,6 +114,24 @@ def _validate_once(alias: str, settings_dict: dict[str, Any]) -> None:
             _validated.add(key)
 
 
+class _CountingErrorWrapper(DatabaseErrorWrapper):
+    """Django's error translation, counting queries cancelled by statement_timeout.
+
+    Every cursor operation runs inside this context manager; on success
+    ``__exit__`` returns at its first test, exactly as Django's does, so the
+    count costs nothing unless a query failed.
+    """
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is None:
+            return
+        if isinstance(exc_value, driver.QueryCanceled):
+            pool = self.wrapper._lease.pool  # type: ignore[attr-defined]
+            if pool is not None:
+                pool.stats.statement_timed_out()
+        super().__exit__(exc_type, exc_value, traceback)
+
+
 class _Params(NamedTuple):
     """get_connection_params()'s result, and what it was computed from."""
 
@@ -139,6 +159,10 @@ class PooledDatabaseWrapperMixin(_Base):
         weakref.finalize(self, _return_abandoned, self._lease).atexit = False
         self._params_cache: _Params | None = None
         registry.track(self)
+
+    @cached_property
+    def wrap_database_errors(self) -> DatabaseErrorWrapper:
+        return _CountingErrorWrapper(self)
 
     @property
     def pool_settings(self) -> PoolSettings:

@@ -67,6 +67,10 @@ for key, value in {
 }.items():
     DATABASES["default"]["OPTIONS"].setdefault(key, value)
 
+# The token that shows /health/'s numbers and /metrics/ to callers that cannot
+# log in (Authorization: Bearer ...); unset: only users with view_poolstats.
+DJANGO_SQLA_POOL_STATS_TOKEN = env("METRICS_TOKEN", default=None)
+
 TEST_RUNNER = "demo.runner.QueryFirstRunner"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -68,6 +68,7 @@ def _pool_rows(where: str, pools: list[dict[str, Any]]) -> list[list[Any]]:
                 counters["timeouts"],
                 sum(counters["invalidations"].values()),
                 counters["connect_errors"],
+                counters.get("statement_timeouts", 0),  # absent in an older worker's snapshot
                 f"{timings['wait_ms_p99']:.1f}ms",
                 f"{timings['held_ms_p99']:.1f}ms",
                 ",".join(pool["saturation"]) or "ok",
@@ -87,6 +88,7 @@ _POOL_HEADER = [
     "TIMEOUTS",
     "INVALIDATED",
     "CONNECT-ERR",
+    "STMT-TIMEOUTS",
     "WAIT-P99",
     "HELD-P99",
     "STATUS",

@@ -1,0 +1,1 @@
+"""Optional integrations, one module per extra: health_check, prometheus, otel."""
