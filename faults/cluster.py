@@ -224,17 +224,19 @@ class PgBouncer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while True:
             try:
                 psycopg.connect(self.cluster.conninfo(port=self.port), connect_timeout=2).close()
                 return
-            except psycopg.Error:
+            except psycopg.Error as exc:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
+                    log = self.dir / "pgbouncer.log"
+                    tail = log.read_text(errors="replace")[-600:] if log.exists() else ""
                     raise RuntimeError(
-                        f"pgbouncer did not start; see {self.dir}/pgbouncer.log"
+                        f"pgbouncer did not start ({exc}); its log ends:\n{tail}"
                     ) from None
-                time.sleep(0.1)
+                time.sleep(0.2)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
