@@ -34,6 +34,9 @@ POOL_KEYS = (
     "pool_use_lifo",
     "pool_reset_on_return",
     "leak_detection_threshold",
+    "connect_grace",
+    "ping_timeout",
+    "server_settings_mode",
 )
 #: OPTIONS keys that become PostgreSQL settings sent in the startup packet.
 SERVER_KEYS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
@@ -43,6 +46,26 @@ OUR_KEYS = POOL_KEYS + SERVER_KEYS
 APP_NAME_MARK = "sqlapool"
 
 RESET_CHOICES = ("rollback", "commit", "discard", "none")
+
+#: How SERVER_KEYS reach the server: in the startup packet (no round trip;
+#: refused or dropped by PgBouncer and other poolers), or with SET right
+#: after connecting (one round trip; works behind a session-mode pooler).
+SERVER_SETTINGS_MODES = ("startup", "set")
+
+#: libpq parameters set on every pooled connection unless OPTIONS sets them:
+#: every wait on the server has a bound. connect_timeout covers the TCP
+#: connect, the startup and authentication (libpq treats less than 2 as 2);
+#: the keepalives find a dead idle peer in about keepalives_idle +
+#: tcp_user_timeout seconds, and tcp_user_timeout (milliseconds, Linux)
+#: fails a connection whose sent data stays unacknowledged that long.
+LIBPQ_DEFAULTS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30000,
+}
 
 # Keys that libpq, psycopg or Django's backend understand: never "did you mean"-ed.
 _PASS_THROUGH = frozenset(
@@ -132,10 +155,21 @@ class PoolSettings:
     statement_timeout: int | None = None
     lock_timeout: int | None = None
     idle_in_transaction_session_timeout: int | None = None
+    #: Seconds checkouts wait and retry while the server cannot be reached
+    #: (a restart); 0 fails at once.
+    connect_grace: float = 5.0
+    #: Seconds the liveness check may wait for the server's answer.
+    ping_timeout: float = 5.0
+    #: How the PostgreSQL settings above are sent: "startup" or "set".
+    server_settings_mode: str = "startup"
 
     @property
     def max_connections(self) -> int:
         return self.pool_size + self.max_overflow
+
+    def server_values(self) -> dict[str, int]:
+        """The PostgreSQL settings asked for, by name, in milliseconds."""
+        return {key: getattr(self, key) for key in SERVER_KEYS if getattr(self, key) is not None}
 
     def server_options(self) -> str:
         """The ``-c name=value`` flags for libpq's ``options`` parameter."""
@@ -181,6 +215,8 @@ _NUMBERS = {
         float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True
     ),
     "pool_pre_ping_window": _Number(float, 0, "use a number of seconds, 0 or more"),
+    "connect_grace": _Number(float, 0, "use a number of seconds, 0 or more (0 disables)"),
+    "ping_timeout": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
     **{
         key: _Number(
             int, 0, "use a whole number of milliseconds, 0 or more (0 disables)", allow_none=True
@@ -226,6 +262,12 @@ def _coerce(alias: str, key: str, value: Any) -> Any:
         return _as_number(alias, key, value, _NUMBERS[key])
     if key in ("pool_pre_ping", "pool_use_lifo"):
         return _as_bool(alias, key, value)
+    if key == "server_settings_mode":
+        text = str(value).strip().lower()
+        if text not in SERVER_SETTINGS_MODES:
+            rule = "use one of " + ", ".join(map(repr, SERVER_SETTINGS_MODES))
+            raise _fail(alias, key, value, rule)
+        return text
     # pool_reset_on_return
     text = "none" if value in (None, False) else str(value).strip().lower()
     if text not in RESET_CHOICES:

@@ -8,7 +8,9 @@ probing imports of its own.
 from __future__ import annotations
 
 import ctypes
+import math
 import select
+import time
 from typing import Any
 
 from django.db.backends.postgresql import base as _django_pg
@@ -122,10 +124,71 @@ def time_zone_is(conn: Any, name: str) -> bool:
         return False
 
 
-def ping(conn: Any) -> None:
-    """One round trip to the server; raises the driver's error if it fails."""
-    # psycopg 3 accepts an empty query, the cheapest message the server answers.
-    execute_outside_transaction(conn, "" if is_psycopg3 else "SELECT 1")
+def ping(conn: Any, timeout: float) -> None:
+    """One round trip to the server; raises the driver's error if it fails.
+
+    With psycopg 3 the wait for the answer is bounded by ``timeout``: the
+    query goes out through libpq's asynchronous API and the socket is polled
+    with a deadline; past it the connection is closed (it is mid-query) and
+    an OperationalError raised. psycopg2 has no such API for a synchronous
+    connection: its ping blocks until the server answers or the kernel gives
+    up on the socket (tcp_user_timeout, keepalives).
+    """
+    if is_psycopg3:
+        _bounded_empty_query(conn, timeout)
+    else:
+        execute_outside_transaction(conn, "SELECT 1")
+
+
+def _bounded_empty_query(conn: Any, timeout: float) -> None:
+    # An empty query is the cheapest message the server answers, and sent
+    # through the PGconn it never opens a transaction, whatever autocommit is.
+    pgconn = conn.pgconn
+    deadline = time.monotonic() + timeout
+    pgconn.send_query(b"")
+    poller = None
+    while True:
+        pgconn.consume_input()
+        if not pgconn.is_busy():
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            conn.close()
+            raise Database.OperationalError(
+                f"ping: no answer from the server within {timeout:g} s (ping_timeout); "
+                "connection closed"
+            )
+        if poller is None:
+            poller = select.poll()
+            poller.register(pgconn.socket, select.POLLIN | select.POLLERR | select.POLLHUP)
+        poller.poll(max(1, math.ceil(remaining * 1000)))
+    while (result := pgconn.get_result()) is not None:
+        if result.error_message:
+            raise Database.OperationalError(result.error_message.decode(errors="replace").strip())
+
+
+def libpq_version() -> int:
+    """The libpq version the driver uses, as PostgreSQL numbers it (150004 for 15.4)."""
+    if is_psycopg3:
+        return int(Database.pq.version())
+    return int(Database.extensions.libpq_version())
+
+
+def fetch_outside_transaction(conn: Any, sql: str) -> tuple[Any, ...]:
+    """Run one query in autocommit mode and return its first row."""
+    autocommit = conn.autocommit
+    if not autocommit:
+        conn.autocommit = True
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql)
+            return tuple(cursor.fetchone())
+        finally:
+            cursor.close()
+    finally:
+        if not autocommit and not is_broken(conn):
+            conn.autocommit = False
 
 
 def execute_outside_transaction(conn: Any, sql: str) -> None:

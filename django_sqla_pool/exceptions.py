@@ -11,3 +11,7 @@ class PoolTimeout(OperationalError):
 
 class PoolConnectError(OperationalError):
     """The pool needed a new connection and the server could not be reached."""
+
+
+class ServerSettingsError(PoolConnectError):
+    """The server did not apply statement_timeout, lock_timeout, ... (a pooler in front)."""

@@ -47,6 +47,10 @@ class FairQueue(QueueCommon[_T]):
         #: Until this time.monotonic() value, put() keeps items beyond maxsize
         #: instead of raising Full (the pool then keeps an overflow connection).
         self.keep_surplus_until = -math.inf
+        #: ``local.deadline``, a time.monotonic() value set by the pool for one
+        #: checkout, overrides get()'s timeout in this thread (read only when
+        #: get() has to wait).
+        self.local = threading.local()
 
     def qsize(self) -> int:
         return len(self._items)
@@ -102,7 +106,9 @@ class FairQueue(QueueCommon[_T]):
                 raise Empty
             waiter: _Waiter[_T] = _Waiter()
             self._waiters.append(waiter)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = getattr(self.local, "deadline", None)
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
         while True:
             remaining = -1 if deadline is None else max(0.0, deadline - time.monotonic())
             if waiter.ready.acquire(timeout=remaining):

@@ -25,10 +25,12 @@ from sqlalchemy.pool import PoolResetState, QueuePool
 # returns and the reset modes QueuePool stores.
 from sqlalchemy.pool.base import _ConnectionRecord, reset_commit, reset_rollback
 
-from . import driver, leaks
+from . import driver, leaks, server_settings
+from . import outage as outage_module
 from .conf import PoolSettings
-from .exceptions import PoolConnectError, PoolTimeout
+from .exceptions import PoolConnectError, PoolTimeout, ServerSettingsError
 from .fairqueue import FairQueue
+from .outage import Outage, ServerDown
 from .stats import PoolStats
 
 logger = logging.getLogger("django_sqla_pool")
@@ -115,6 +117,7 @@ class SqlaPool(QueuePool):
         self._connect_params = connect_params
         self._invalid_before = -math.inf
         self._abandoned: list[_ConnectionRecord] = []
+        self._outage = Outage(settings.connect_grace)
         # A wait this long is logged at WARNING: the pool is close to exhaustion.
         self._slow_wait = min(SLOW_WAIT, settings.pool_timeout / 2)
         reset = settings.pool_reset_on_return
@@ -189,42 +192,110 @@ class SqlaPool(QueuePool):
                 return
             self.checkin(record)
 
-    def checkout(self) -> _ConnectionRecord:
-        """Take a connection, waiting at most ``pool_timeout`` seconds."""
+    def checkout(self, timeout: float | None = None) -> _ConnectionRecord:
+        """Take a connection, waiting at most ``timeout`` seconds (None: ``pool_timeout``).
+
+        The bound covers the whole checkout: the wait for a free connection
+        and any wait for the server to come back (a health probe passes a
+        short one).
+        """
+        if timeout is not None:
+            # Only this thread's waits read the deadline; the default path
+            # below sets nothing.
+            local = self._pool.local  # type: ignore[attr-defined]
+            local.deadline = time.monotonic() + max(timeout, 0.0)
+            try:
+                return self.checkout()
+            finally:
+                local.deadline = None
         if self._abandoned:
             self._reclaim_abandoned()
         start = time.monotonic()
-        try:
-            record: _ConnectionRecord = self._do_get()
+        retried = False
+        while True:
             try:
-                # Private API (2.0 and 2.1): opens a new connection in a record
-                # whose connection was invalidated (by the liveness check in
-                # _do_get(), or earlier); otherwise returns the open one.
-                record.get_connection()
-            except BaseException as error:
-                # Private API (2.0 and 2.1): invalidates and returns the record.
-                record._checkin_failed(error, _fairy_was_created=False)
-                raise
-        except sa_exc.TimeoutError:
-            waited = time.monotonic() - start
-            self.stats.timed_out(waited)
-            message = (
-                f"django_sqla_pool: no connection free for database alias {self.alias!r} "
-                f"after waiting {waited:.2f} s (pool_size={self.settings.pool_size}, "
-                f"max_overflow={self.settings.max_overflow}, all "
-                f"{self.settings.max_connections} in use, {self.waiting} other threads "
-                "waiting). Return connections sooner (see release_connections()), "
-                "or raise pool_size, max_overflow or pool_timeout in OPTIONS."
-            )
-            logger.warning("%s [pool %s]", message, self.name)
-            raise PoolTimeout(message) from None
-        except (driver.DriverError, sa_exc.InvalidRequestError) as error:
+                record: _ConnectionRecord = self._do_get()
+                try:
+                    # Private API (2.0 and 2.1): opens a new connection in a record
+                    # whose connection was invalidated (by the liveness check in
+                    # _do_get(), or earlier); otherwise returns the open one.
+                    record.get_connection()
+                except BaseException as error:
+                    # Private API (2.0 and 2.1): invalidates and returns the record.
+                    record._checkin_failed(error, _fairy_was_created=False)
+                    raise
+                break
+            except sa_exc.TimeoutError:
+                if retried:
+                    self._outage.release()
+                raise self._timed_out(start) from None
+            except (driver.DriverError, sa_exc.InvalidRequestError, ServerDown) as error:
+                # Returns when this thread should try again; raises otherwise.
+                self._wait_for_server(error, start, retried)
+                retried = True
+        if retried:
+            self._outage.release()
+        self._handed_out(record, start, time.monotonic())
+        return record
+
+    def _timed_out(self, start: float) -> PoolTimeout:
+        waited = time.monotonic() - start
+        self.stats.timed_out(waited)
+        message = (
+            f"django_sqla_pool: no connection free for database alias {self.alias!r} "
+            f"after waiting {waited:.2f} s (pool_size={self.settings.pool_size}, "
+            f"max_overflow={self.settings.max_overflow}, all "
+            f"{self.settings.max_connections} in use, {self.waiting} other threads "
+            "waiting). Return connections sooner (see release_connections()), "
+            "or raise pool_size, max_overflow or pool_timeout in OPTIONS."
+        )
+        logger.warning("%s [pool %s]", message, self.name)
+        return PoolTimeout(message)
+
+    def _wait_for_server(self, error: BaseException, start: float, retried: bool) -> None:
+        """After a failed connection: wait for the server within connect_grace, or raise.
+
+        Returns when the server answered another thread's attempt, or when
+        this thread is to make the next attempt; raises PoolConnectError
+        when the failure is permanent or the grace (or this checkout's own
+        bound) is over.
+        """
+        outage = self._outage
+        outage.release()
+        if not isinstance(error, ServerDown) and (
+            not outage.grace or not outage_module.is_transient(error)
+        ):
             raise PoolConnectError(
                 f"django_sqla_pool: could not open a connection for database alias "
                 f"{self.alias!r} ({self.name}): {error}".rstrip()
             ) from error
-        self._handed_out(record, start, time.monotonic())
-        return record
+        if not retried:
+            self.stats.waited_for_server()
+        deadline = getattr(self._pool.local, "deadline", None)  # type: ignore[attr-defined]
+        if deadline is None:
+            deadline = start + self.settings.pool_timeout
+        # After the grace a checkout makes at most one attempt of its own.
+        since = outage.since
+        late = retried and since is not None and time.monotonic() >= since + outage.grace
+        turn = outage.wait_turn(deadline, attempted_late=late)
+        if turn != outage_module.GIVE_UP:
+            return
+        since = outage.since
+        if since is None:  # answered just now: try once more
+            return
+        self.stats.server_unreachable()
+        down = time.monotonic() - since
+        bound = (
+            f"connect_grace={outage.grace:g} s is over"
+            if down >= outage.grace
+            else f"this checkout's bound of {deadline - start:.2f} s is over"
+        )
+        raise PoolConnectError(
+            f"django_sqla_pool: could not open a connection for database alias "
+            f"{self.alias!r} ({self.name}): the server has been unreachable for {down:.1f} s "
+            f"and {bound}; checkouts fail without waiting until a connection succeeds "
+            f"again. Last error: {outage.last_error}"
+        ) from error
 
     def park(self, record: _ConnectionRecord, owner: object) -> bool:
         """Return a clean idle connection that ``owner`` may take back with reclaim().
@@ -376,14 +447,51 @@ class SqlaPool(QueuePool):
     # -- internals ------------------------------------------------------------
 
     def _open_connection(self) -> Any:
+        outage = self._outage
+        outage.gate()  # during an outage only one thread at a time tries
         start = time.perf_counter()
+        params = self._connect_params
+        deadline = getattr(self._pool.local, "deadline", None)  # type: ignore[attr-defined]
+        if deadline is not None:  # checkout(timeout=...): bound the connect by it too
+            # libpq counts whole seconds, and less than 2 as 2.
+            bound = max(2, math.ceil(deadline - time.monotonic()))
+            if bound < int(params.get("connect_timeout") or 2**31):
+                params = {**params, "connect_timeout": bound}
         try:
-            conn = driver.connect(self._connect_params)
-        except Exception:
+            conn = driver.connect(params)
+        except Exception as error:
             self.stats.connect_failed()
+            refused = server_settings.explain_refusal(error, params, f"pool {self.name}")
+            if refused is not None:
+                self._server_answered()
+                raise ServerSettingsError(refused) from error
+            if outage.grace and outage_module.is_transient(error):
+                if outage.failed(error):
+                    logger.warning(
+                        "server unreachable: pool=%s; checkouts wait up to connect_grace=%g s "
+                        "for it, one thread retrying: %s",
+                        self.name,
+                        outage.grace,
+                        outage_module.describe(error),
+                    )
+            else:
+                self._server_answered()
+            raise
+        self._server_answered()
+        try:
+            server_settings.apply_and_verify(conn, self.settings, f"pool {self.name}")
+        except BaseException:
+            conn.close()
             raise
         self.stats.opened(time.perf_counter() - start)
         return conn
+
+    def _server_answered(self) -> None:
+        if self._outage.since is None:
+            return
+        down = self._outage.answered()
+        if down is not None:
+            logger.warning("server reachable again: pool=%s after %.3f s", self.name, down)
 
     def _on_connect(self, dbapi_conn: Any, record: Any) -> None:
         now = time.monotonic()
@@ -447,8 +555,12 @@ class SqlaPool(QueuePool):
             return None
         if now - returned <= settings.pool_pre_ping_window and not info["watch"].readable():
             return None
+        bound = settings.ping_timeout
+        deadline = getattr(self._pool.local, "deadline", None)  # type: ignore[attr-defined]
+        if deadline is not None:  # checkout(timeout=...): its bound covers the ping too
+            bound = max(0.001, min(bound, deadline - now))
         try:
-            driver.ping(dbapi_conn)
+            driver.ping(dbapi_conn, bound)
         except driver.DriverError as error:
             if driver.is_broken(dbapi_conn):
                 self._invalid_before = now
@@ -481,6 +593,8 @@ class SqlaPool(QueuePool):
         # transaction, so roll back first (free when already idle).
         dbapi_conn.rollback()
         driver.execute_outside_transaction(dbapi_conn, "DISCARD ALL")
+        if self.settings.server_settings_mode == "set":  # DISCARD ALL reset them
+            server_settings.apply_and_verify(dbapi_conn, self.settings, f"pool {self.name}")
 
     def retire(self) -> None:
         """Close the idle connections; checked-out ones are closed when returned."""

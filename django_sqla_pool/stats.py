@@ -42,6 +42,8 @@ class PoolStats:
         self.held_seconds_total = 0.0
         self.held_seconds_max = 0.0
         self.leaks_reported = 0
+        self.server_waits = 0
+        self.server_unreachable_errors = 0
         self.last_timeout_at: float | None = None
         self._recent_waits: deque[float] = deque(maxlen=_RECENT)
         self._recent_holds: deque[float] = deque(maxlen=_RECENT)
@@ -56,6 +58,14 @@ class PoolStats:
     def connect_failed(self) -> None:
         with self._lock:
             self.connect_errors += 1
+
+    def waited_for_server(self) -> None:
+        with self._lock:
+            self.server_waits += 1
+
+    def server_unreachable(self) -> None:
+        with self._lock:
+            self.server_unreachable_errors += 1
 
     def closed(self) -> None:
         with self._lock:
@@ -106,6 +116,8 @@ class PoolStats:
                 "timeouts": self.timeouts,
                 "invalidations": dict(self.invalidations),
                 "leaks_reported": self.leaks_reported,
+                "server_waits": self.server_waits,
+                "server_unreachable_errors": self.server_unreachable_errors,
             }
 
     def timings(self) -> dict[str, float]:

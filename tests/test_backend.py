@@ -207,7 +207,8 @@ def test_dead_server_is_a_different_clear_error_without_the_password(make_wrappe
         "HOST": "127.0.0.1",
         "PORT": "1",
         "PASSWORD": "s3cret-pw",
-        "OPTIONS": {"connect_timeout": 2},
+        # No grace: this test is about the error of one failed attempt.
+        "OPTIONS": {"connect_timeout": 2, "connect_grace": 0},
     }
     db = DatabaseWrapper(settings_dict, alias="dead")
     try:

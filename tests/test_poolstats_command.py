@@ -82,6 +82,8 @@ POOL = {
                 "checkins",
                 "timeouts",
                 "leaks_reported",
+                "server_waits",
+                "server_unreachable_errors",
             ),
             int,
         ),

@@ -20,7 +20,7 @@ from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.postgresql import base
 
 from .. import driver, registry
-from ..conf import APP_NAME_MARK, OUR_KEYS, PoolSettings, parse_pool_settings
+from ..conf import APP_NAME_MARK, LIBPQ_DEFAULTS, OUR_KEYS, PoolSettings, parse_pool_settings
 from ..pool import SqlaPool
 
 _HOSTNAME = socket.gethostname()[:20]
@@ -176,8 +176,15 @@ class PooledDatabaseWrapperMixin(_Base):
         for key in OUR_KEYS:
             params.pop(key, None)
         params["application_name"] = application_name(self.alias, params.get("application_name"))
+        if driver.libpq_version() >= 120000:  # tcp_user_timeout is libpq 12+
+            defaults = LIBPQ_DEFAULTS
+        else:
+            defaults = {k: v for k, v in LIBPQ_DEFAULTS.items() if k != "tcp_user_timeout"}
+        for key, value in defaults.items():
+            if params.get(key) is None:  # the user's own value wins
+                params[key] = value
         server_options = pool_settings.server_options()
-        if server_options:
+        if server_options and pool_settings.server_settings_mode == "startup":
             # Sent in the startup packet: no round trip, survives DISCARD ALL.
             params["options"] = f"{params.get('options') or ''} {server_options}".strip()
         return params

@@ -1,0 +1,184 @@
+"""Riding out a short server outage: which connect failures are transient, and who retries.
+
+When a pool cannot open a connection because the server is restarting or
+briefly unreachable, checkouts wait for it for up to ``connect_grace``
+seconds from the first failure instead of failing at once. One thread at a
+time makes the connection attempt (with backoff and jitter between
+attempts); the others wait for its outcome, so a hundred waiting requests
+cost the server one connection attempt, not a hundred. Beyond the grace
+bound checkouts fail fast; each one still makes a single attempt if no
+other thread is making one, so the first checkout after the server returns
+succeeds.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+#: SQLSTATE classes and codes of a server that is there but not taking
+#: connections yet (or any more): 08 connection exception, 57P01
+#: admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 53300
+#: too_many_connections.
+TRANSIENT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+# Neither driver gives the SQLSTATE of an error the server sent while the
+# connection was being set up (psycopg 3 sets ``sqlstate`` and psycopg2
+# ``pgcode`` to None; only the message carries it), so those are told
+# apart by libpq's message: a server error starts with its severity
+# ("FATAL:  "), and these are the messages of the codes above. A server
+# whose lc_messages is not English sends them translated: they are then
+# treated as permanent and fail at once, as without a grace.
+_SERVER_SEVERITIES = ("FATAL:", "ERROR:", "PANIC:")
+_TRANSIENT_SERVER_MESSAGES = (
+    "the database system is starting up",  # 57P03
+    "the database system is shutting down",  # 57P03
+    "the database system is in recovery mode",  # 57P03
+    "the database system is not yet accepting connections",  # 57P03
+    "the database system is not accepting connections",  # 57P03
+    "sorry, too many clients already",  # 53300
+    "remaining connection slots are reserved",  # 53300
+    "too many connections for",  # 53300 (role or database limit)
+    "terminating connection due to administrator command",  # 57P01
+    "terminating connection because of crash of another server process",  # 57P02
+    # PgBouncer in front of a server that is away:
+    "pgbouncer cannot connect to server",
+    "server login has been failing",
+    "no more connections allowed",
+)
+# libpq's own failures (no server message) are network failures (refused,
+# timed out, reset, no route, host name not resolved, socket file missing)
+# except these, which are the client's configuration and will not heal.
+_PERMANENT_CLIENT_MESSAGES = (
+    "invalid",  # invalid connection option / integer value / sslmode value
+    "fe_sendauth",  # no password supplied
+    "password",
+    "certificate",
+    "unsupported",
+    "not supported",
+    "authentication method",
+    "require_auth",
+)
+
+#: Seconds between one thread's attempts: doubling from BACKOFF_FIRST up to
+#: BACKOFF_MAX, each multiplied by a random factor in [0.5, 1] so the
+#: processes of a fleet do not retry in step.
+BACKOFF_FIRST = 0.025
+BACKOFF_MAX = 0.5
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when this connect failure may heal by itself within seconds."""
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if sqlstate:
+        return str(sqlstate).startswith(TRANSIENT_SQLSTATES)
+    if type(error).__name__ != "OperationalError":
+        return False  # ProgrammingError, InterfaceError: a bad parameter or a bug
+    message = str(error)
+    if any(severity in message for severity in _SERVER_SEVERITIES):
+        return any(text in message for text in _TRANSIENT_SERVER_MESSAGES)
+    lowered = message.lower()
+    return not any(text in lowered for text in _PERMANENT_CLIENT_MESSAGES)
+
+
+def describe(error: BaseException) -> str:
+    """The driver's message on one line (libpq's never contains the password)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+class ServerDown(Exception):
+    """Raised in place of a connection attempt that another thread is making."""
+
+    def __init__(self, last_error: str) -> None:
+        super().__init__(last_error)
+        self.last_error = last_error
+
+
+#: What Outage.wait_turn() tells a checkout to do.
+RETRY = "retry"  # the server answered again: check out normally
+ATTEMPT = "attempt"  # this thread makes the next connection attempt
+GIVE_UP = "give_up"  # the grace or the checkout's own deadline is over
+
+
+class Outage:
+    """The reconnect state of one pool; all of it guarded by one condition."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        #: time.monotonic() of the first failure of this outage; None while up.
+        self.since: float | None = None
+        self.last_error = ""
+        self._cond = threading.Condition(threading.Lock())
+        self._attempter: int | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+
+    def gate(self) -> None:
+        """Called before opening a connection: raise ServerDown unless this thread may try."""
+        if self.since is not None and self._attempter != threading.get_ident():
+            raise ServerDown(self.last_error)
+
+    def failed(self, error: BaseException) -> bool:
+        """A connection attempt failed; True when this began an outage."""
+        now = time.monotonic()
+        with self._cond:
+            began = self.since is None
+            if began:
+                self.since = now
+                self._failures = 0
+            self.last_error = describe(error)
+            delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
+            self._failures += 1
+            self._next_attempt = now + delay * random.uniform(0.5, 1.0)
+            if self._attempter == threading.get_ident():
+                self._attempter = None
+            self._cond.notify_all()
+            return began
+
+    def answered(self) -> float | None:
+        """The server answered a connection attempt; the seconds it was away, if it was."""
+        with self._cond:
+            since = self.since
+            self.since = None
+            self._attempter = None
+            self._cond.notify_all()
+        return None if since is None else time.monotonic() - since
+
+    def release(self) -> None:
+        """This thread ends its turn without having reached the server either way."""
+        with self._cond:
+            if self._attempter == threading.get_ident():
+                self._attempter = None
+                self._cond.notify_all()
+
+    def wait_turn(self, deadline: float, attempted_late: bool) -> str:
+        """Wait until the server answered, or this thread should attempt, or give up.
+
+        ``attempted_late``: this checkout already made its one attempt after
+        the grace ran out.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            while True:
+                since = self.since
+                if since is None:
+                    return RETRY
+                now = time.monotonic()
+                grace_end = since + self.grace
+                if now >= grace_end:
+                    # Fail fast, but let one thread at a time find out
+                    # whether the server is back, without backoff.
+                    if self._attempter is None and not attempted_late:
+                        self._attempter = me
+                        return ATTEMPT
+                    return GIVE_UP
+                if now >= deadline:
+                    return GIVE_UP
+                if self._attempter is None and now >= self._next_attempt:
+                    self._attempter = me
+                    return ATTEMPT
+                until = min(deadline, grace_end)
+                if self._attempter is None:
+                    until = min(until, self._next_attempt)
+                self._cond.wait(until - now)

@@ -1,0 +1,227 @@
+"""connect_grace: checkouts ride out a short outage, one thread retrying; beyond it, fail fast."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from django_sqla_pool import driver, outage
+from django_sqla_pool.conf import parse_pool_settings
+from django_sqla_pool.exceptions import PoolConnectError
+from django_sqla_pool.pool import SqlaPool
+
+from .throwaway import Cluster, wait_until
+
+Database = driver.Database
+
+
+@pytest.fixture
+def make_pool() -> Iterator[Any]:
+    made: list[SqlaPool] = []
+
+    def make(params: dict[str, Any], **options: Any) -> SqlaPool:
+        settings = parse_pool_settings("faults", {"OPTIONS": options})
+        pool = SqlaPool(alias="faults", name="faults", settings=settings, connect_params=params)
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.retire()
+
+
+def use(pool: SqlaPool, **kwargs: Any) -> int:
+    """Check out, run a query, check in; the backend pid."""
+    record = pool.checkout(**kwargs)
+    try:
+        return int(record.info["backend_pid"])
+    finally:
+        pool.checkin(record)
+
+
+def checkout_in_thread(pool: SqlaPool, results: list[Any]) -> threading.Thread:
+    def body() -> None:
+        try:
+            results.append(use(pool))
+        except Exception as error:
+            results.append(error)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_checkout_waits_through_an_outage_shorter_than_connect_grace(
+    cluster: Cluster, make_pool
+) -> None:
+    pool = make_pool(cluster.params(connect_timeout=2), connect_grace=30)
+    use(pool)
+    cluster.stop()
+    results: list[Any] = []
+    waiters = [checkout_in_thread(pool, results) for _ in range(4)]
+    wait_until(lambda: pool.stats.server_waits == 4, what="4 checkouts waiting for the server")
+    assert results == []  # nobody failed while the server was away
+    cluster.start()
+    for thread in waiters:
+        thread.join(30)
+    assert len(results) == 4 and all(isinstance(r, int) for r in results), results
+    assert pool.stats.server_unreachable_errors == 0
+    assert pool._outage.since is None
+
+
+def test_one_thread_at_a_time_attempts_to_connect_during_an_outage(
+    cluster: Cluster, make_pool, monkeypatch
+) -> None:
+    in_flight = 0
+    most = 0
+    attempts = 0
+    lock = threading.Lock()
+    real_connect = driver.connect
+
+    def counting_connect(params: dict[str, Any]) -> Any:
+        nonlocal in_flight, most, attempts
+        with lock:
+            in_flight += 1
+            attempts += 1
+            most = max(most, in_flight)
+        try:
+            time.sleep(0.02)  # widen the window in which a second attempt would overlap
+            return real_connect(params)
+        finally:
+            with lock:
+                in_flight -= 1
+
+    pool = make_pool(cluster.params(connect_timeout=2), connect_grace=30)
+    cluster.stop()
+    monkeypatch.setattr(driver, "connect", counting_connect)
+    results: list[Any] = []
+    # Attempts already under way when the server went away each fail once;
+    # from the first failure on, the pool knows, and one thread retries.
+    waiters = [checkout_in_thread(pool, results)]
+    wait_until(lambda: pool.stats.server_waits == 1, what="the first failure")
+    waiters += [checkout_in_thread(pool, results) for _ in range(7)]
+    wait_until(lambda: pool.stats.server_waits == 8, what="8 checkouts waiting")
+    wait_until(lambda: attempts >= 6, what="several reconnect attempts")
+    assert most == 1, f"{most} connection attempts overlapped"
+    cluster.start()
+    for thread in waiters:
+        thread.join(30)
+    assert len(results) == 8 and all(isinstance(r, int) for r in results), results
+
+
+def test_beyond_connect_grace_checkouts_fail_fast_then_recover_at_once(
+    cluster: Cluster, make_pool
+) -> None:
+    pool = make_pool(cluster.params(connect_timeout=2, password="pw-hidden-91"), connect_grace=1)
+    use(pool)
+    cluster.stop()
+    with pytest.raises(PoolConnectError) as first:
+        use(pool)
+    message = str(first.value)
+    assert "unreachable for" in message and "connect_grace=1 s is over" in message
+    assert "Connection refused" in message and "pw-hidden-91" not in message
+    # The grace is counted from the start of the outage: later checkouts do not wait it again.
+    start = time.monotonic()
+    with pytest.raises(PoolConnectError, match="unreachable for"):
+        use(pool)
+    assert time.monotonic() - start < 0.9
+    assert pool.stats.server_unreachable_errors == 2
+    cluster.start()
+    use(pool)  # the first checkout after the server returns succeeds
+    assert pool._outage.since is None
+
+
+def test_the_checkout_timeout_bounds_the_wait_for_the_server(cluster: Cluster, make_pool) -> None:
+    pool = make_pool(cluster.params(connect_timeout=2), connect_grace=60)
+    cluster.stop()
+    start = time.monotonic()
+    with pytest.raises(PoolConnectError, match=r"this checkout's bound of 0\.30 s is over"):
+        use(pool, timeout=0.3)
+    assert time.monotonic() - start < 30
+
+
+def test_permanent_connect_errors_fail_at_once_without_waiting(cluster: Cluster, make_pool) -> None:
+    pool = make_pool(cluster.params(dbname="no_such_database"), connect_grace=60)
+    with pytest.raises(PoolConnectError, match="does not exist"):
+        use(pool)
+    assert pool.stats.server_waits == 0 and pool._outage.since is None
+
+
+def test_connect_grace_0_fails_at_the_first_refused_connection(cluster: Cluster, make_pool) -> None:
+    pool = make_pool(cluster.params(connect_timeout=2), connect_grace=0)
+    cluster.stop()
+    with pytest.raises(PoolConnectError, match="Connection refused"):
+        use(pool)
+    assert pool.stats.server_waits == 0 and pool.stats.connect_errors == 1
+
+
+def test_checkouts_do_not_fail_across_a_fast_restart_under_load(
+    cluster: Cluster, make_pool
+) -> None:
+    pool = make_pool(cluster.params(connect_timeout=2), pool_size=4, connect_grace=10)
+    stop = threading.Event()
+    checkout_errors: list[BaseException] = []
+    done = [0]
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                record = pool.checkout()
+            except Exception as error:
+                checkout_errors.append(error)
+                continue
+            try:
+                driver.execute_outside_transaction(record.dbapi_connection, "SELECT 1")
+                done[0] += 1
+            except driver.DriverError:
+                pass  # in flight when the server went down: not the pool's to hide
+            finally:
+                pool.checkin(record)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: done[0] > 20, what="load before the restart")
+        cluster.restart("fast")
+        before = done[0]
+        wait_until(lambda: done[0] > before + 20, timeout=20, what="load after the restart")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert checkout_errors == []
+
+
+@pytest.mark.parametrize(
+    ("message", "transient"),
+    [
+        ('connection to server at "h", port 5 failed: Connection refused', True),
+        ('connection to server at "h", port 5 failed: timeout expired', True),
+        ('connection to server on socket "/s/.s.PGSQL.5" failed: No such file or directory', True),
+        ("server closed the connection unexpectedly", True),
+        ('could not translate host name "db" to address: Name or service not known', True),
+        ("... failed: FATAL:  the database system is starting up", True),
+        ("... failed: FATAL:  the database system is shutting down", True),
+        ("... failed: FATAL:  sorry, too many clients already", True),
+        ("... failed: FATAL:  remaining connection slots are reserved for superuser", True),
+        ('... failed: FATAL:  database "x" does not exist', False),
+        ('... failed: FATAL:  password authentication failed for user "u"', False),
+        ('... failed: FATAL:  role "u" does not exist', False),
+        ("... failed: FATAL:  unsupported startup parameter: options", False),
+        ("fe_sendauth: no password supplied", False),
+        ('invalid integer value "abc" for connection option "port"', False),
+        ('invalid sslmode value: "bogus"', False),
+    ],
+)
+def test_which_connect_failures_are_transient(message: str, transient: bool) -> None:
+    # Both drivers raise OperationalError without a SQLSTATE here: the message decides.
+    assert outage.is_transient(Database.OperationalError(message)) is transient
+
+
+def test_a_bad_parameter_is_never_transient() -> None:
+    assert not outage.is_transient(Database.ProgrammingError('invalid connection option "x"'))
