@@ -52,20 +52,23 @@ class Result:
 
 
 def package_bounds() -> dict[str, float | None]:
-    """The defaults the package documents (None when this version has none)."""
-    from django_sqla_pool.conf import PoolSettings
+    """The package's default bounds, in seconds (None when this version has none)."""
+    from django_sqla_pool import conf
 
-    defaults = PoolSettings()
-    return {
-        name: getattr(defaults, name, None)
-        for name in (
-            "connect_grace",
-            "connect_timeout",
-            "ping_timeout",
-            "tcp_user_timeout",
-            "stall_bound",
-        )
+    defaults = conf.PoolSettings()
+    libpq = getattr(conf, "LIBPQ_DEFAULTS", {})
+    bounds: dict[str, float | None] = {
+        "connect_grace": getattr(defaults, "connect_grace", None),
+        "ping_timeout": getattr(defaults, "ping_timeout", None),
+        "connect_timeout": libpq.get("connect_timeout"),
     }
+    # A request that starts during a stall: its liveness check times out, then
+    # checkouts retry for connect_grace, the last connect attempt taking up to
+    # connect_timeout. Queries already running are bounded by tcp_user_timeout
+    # (black hole) or not at all (SIGSTOP: the kernel still acknowledges).
+    parts = [bounds["ping_timeout"], bounds["connect_grace"], bounds["connect_timeout"]]
+    bounds["stall_bound"] = None if None in parts else float(sum(parts))  # type: ignore[arg-type]
+    return bounds
 
 
 class Harness:
@@ -316,6 +319,8 @@ class Harness:
         self.bouncers.append(bouncer)
         bouncer.start()
         extra = {"FAULTS_STATEMENT_TIMEOUT": "200", "FAULTS_PGBOUNCER_MODE": mode}
+        if mode == "session":  # what docs/pgbouncer.md tells a session-mode user
+            extra["FAULTS_SQLA_OPTIONS"] = json.dumps({"server_settings_mode": "set"})
         if mode == "transaction":
             extra["FAULTS_OPTIONS"] = json.dumps({"prepare_threshold": None})
         name = f"PgBouncer {mode} mode, statement_timeout=200"

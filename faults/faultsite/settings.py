@@ -44,6 +44,7 @@ if BACKEND == "sqla":
     _db["OPTIONS"].update(pool_size=_threads, max_overflow=4, pool_timeout=5)
     if _timeout_ms:
         _db["OPTIONS"]["statement_timeout"] = int(_timeout_ms)
+    _db["OPTIONS"].update(json.loads(os.environ.get("FAULTS_SQLA_OPTIONS", "{}")))
 else:
     _db["ENGINE"] = "django.db.backends.postgresql"
     if _timeout_ms:  # Django's documented way: libpq's startup options
