@@ -312,3 +312,14 @@ def parse_pool_settings(alias: str, settings_dict: Mapping[str, Any]) -> PoolSet
                 f"django_sqla_pool.{_suggest(key)} Known options: {', '.join(OUR_KEYS)}."
             )
     return PoolSettings(**values)
+
+
+def validate_pooled_databases(databases: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise InvalidPoolSetting for the first DATABASES entry of our ENGINEs that is invalid.
+
+    Run when Django starts (AppConfig.ready) so that a misconfigured worker
+    refuses to boot instead of answering every request with an error.
+    """
+    for alias, settings_dict in databases.items():
+        if is_pooled(settings_dict):
+            parse_pool_settings(alias, settings_dict)

@@ -118,6 +118,7 @@ class SqlaPool(QueuePool):
         self._invalid_before = -math.inf
         self._abandoned: list[_ConnectionRecord] = []
         self._outage = Outage(settings.connect_grace)
+        self._where = f"database alias {alias!r} ({name})"
         # A wait this long is logged at WARNING: the pool is close to exhaustion.
         self._slow_wait = min(SLOW_WAIT, settings.pool_timeout / 2)
         reset = settings.pool_reset_on_return
@@ -461,7 +462,7 @@ class SqlaPool(QueuePool):
             conn = driver.connect(params)
         except Exception as error:
             self.stats.connect_failed()
-            refused = server_settings.explain_refusal(error, params, f"pool {self.name}")
+            refused = server_settings.explain_refusal(error, params, self._where)
             if refused is not None:
                 self._server_answered()
                 raise ServerSettingsError(refused) from error
@@ -479,7 +480,7 @@ class SqlaPool(QueuePool):
             raise
         self._server_answered()
         try:
-            server_settings.apply_and_verify(conn, self.settings, f"pool {self.name}")
+            server_settings.apply_and_verify(conn, self.settings, self._where)
         except BaseException:
             conn.close()
             raise
@@ -594,7 +595,7 @@ class SqlaPool(QueuePool):
         dbapi_conn.rollback()
         driver.execute_outside_transaction(dbapi_conn, "DISCARD ALL")
         if self.settings.server_settings_mode == "set":  # DISCARD ALL reset them
-            server_settings.apply_and_verify(dbapi_conn, self.settings, f"pool {self.name}")
+            server_settings.apply_and_verify(dbapi_conn, self.settings, self._where)
 
     def retire(self) -> None:
         """Close the idle connections; checked-out ones are closed when returned."""

@@ -23,7 +23,9 @@ _SHOWN = re.compile(r"^\s*(\d+)\s*(ms|s|min|h|d)?\s*$")
 
 _FIXES = (
     "Fixes: set them on the server side with ALTER ROLE <user> SET statement_timeout = ... "
-    "(or ALTER DATABASE <db> SET ...), which applies through any pooler; or use the "
+    "(or ALTER DATABASE <db> SET ...), which applies through any pooler (then remove them "
+    "from OPTIONS, or keep the same values there: the check passes when the server has "
+    "them); or use the "
     "pooler's own limit (PgBouncer: query_timeout); or, behind a SESSION-mode pooler, "
     "set OPTIONS['server_settings_mode'] = 'set' to send them with SET after connecting. "
     "Behind a TRANSACTION-mode pooler a session SET does not stick to your connection, "

@@ -16,7 +16,7 @@ from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.driver import Database
 
 # The throwaway cluster that fault tests restart, stall and cut off.
-from .throwaway import cluster, cluster_session  # noqa: F401
+from .throwaway import bouncer, cluster, cluster_session  # noqa: F401
 
 REAL_DB = {}
 

@@ -115,9 +115,13 @@ def test_djangos_own_pool_option_is_rejected() -> None:
 
 
 @pytest.mark.django_db
-def test_invalid_settings_fail_at_first_connection() -> None:
+def test_invalid_settings_fail_when_the_wrapper_is_built_and_at_first_connection() -> None:
     settings_dict = {**connection.settings_dict, "OPTIONS": {"pool_size": "lots"}}
+    with pytest.raises(ImproperlyConfigured, match="pool_size"):
+        DatabaseWrapper(settings_dict, alias="broken-settings")
+    settings_dict["OPTIONS"] = {}
     wrapper = DatabaseWrapper(settings_dict, alias="broken-settings")
+    settings_dict["OPTIONS"]["pool_size"] = "lots"  # changed after the wrapper was built
     with pytest.raises(ImproperlyConfigured, match="pool_size"):
         wrapper.ensure_connection()
     assert wrapper.connection is None

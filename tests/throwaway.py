@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -171,3 +172,77 @@ def wait_until(condition: Any, timeout: float = 10.0, what: str = "condition") -
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+class Bouncer:
+    """Debian's PgBouncer on 127.0.0.1:BOUNCER_PORT, in front of a throwaway cluster."""
+
+    def __init__(self, base: str, cluster: Cluster, pool_mode: str, ignore: str) -> None:
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not os.path.exists(binary):
+            pytest.skip("pgbouncer not installed")
+        self.port = BOUNCER_PORT
+        os.makedirs(base, exist_ok=True)
+        users = os.path.join(base, "users.txt")
+        with open(users, "w") as file:
+            file.write('"postgres" ""\n')
+        config = os.path.join(base, "pgbouncer.ini")
+        with open(config, "w") as file:
+            file.write(
+                "[databases]\n"
+                f"postgres = host=127.0.0.1 port={cluster.port} dbname=postgres\n"
+                "[pgbouncer]\n"
+                f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+                f"auth_type = trust\nauth_file = {users}\npool_mode = {pool_mode}\n"
+                f"ignore_startup_parameters = {ignore}\n"
+                f"logfile = {base}/pgbouncer.log\n"
+            )
+        _, owner = _as_postgres()
+        if owner is not None:
+            for path in (base, users, config):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        # PgBouncer refuses to run as root.
+        self.process = subprocess.Popen(
+            [binary, config],
+            user=owner.pw_uid if owner is not None else None,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._listening, what="pgbouncer listening")
+
+    def _listening(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"pgbouncer exited with {self.process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def bouncer(cluster: Cluster) -> Iterator[Any]:
+    """A factory: bouncer(pool_mode, ignore_startup_parameters) starts one PgBouncer."""
+    started: list[Bouncer] = []
+    # Not pytest's tmp_path: the postgres user cannot enter root's folder there.
+    base = tempfile.mkdtemp(prefix="faultcore-bouncer-")
+
+    def start(pool_mode: str, ignore: str = "extra_float_digits") -> Bouncer:
+        assert not started, "one PgBouncer per test"
+        started.append(Bouncer(base, cluster, pool_mode, ignore))
+        return started[0]
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -93,6 +93,25 @@ def _return_abandoned(lease: _Lease) -> None:
         pool.abandoned(record)
 
 
+# Settings already validated when a wrapper was built: Django builds one
+# wrapper per thread and alias from the same settings dict, and under ASGI
+# every request runs in a new thread. Keyed by identity; the checks at
+# connect time (get_connection_params) still see any change made in place.
+_validated: set[tuple[str, int, int, Any]] = set()
+
+
+def _validate_once(alias: str, settings_dict: dict[str, Any]) -> None:
+    """Raise InvalidPoolSetting now, at construction, rather than at the first query."""
+    options = settings_dict.get("OPTIONS")
+    key = (alias, id(settings_dict), id(options), settings_dict.get("CONN_MAX_AGE", 0))
+    if key not in _validated:
+        parse_pool_settings(alias, settings_dict)
+        if len(_validated) > 1000:  # wrappers built from throwaway dicts (tests)
+            _validated.clear()
+        if _hashable(key[3]):
+            _validated.add(key)
+
+
 class _Params(NamedTuple):
     """get_connection_params()'s result, and what it was computed from."""
 
@@ -113,6 +132,7 @@ class PooledDatabaseWrapperMixin(_Base):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        _validate_once(self.alias, self.settings_dict)
         self._lease = _Lease()
         # Created once per wrapper: nothing per checkout. Not run at exit,
         # when a wrapper still alive may belong to a running daemon thread.
