@@ -58,7 +58,15 @@ def summarize(
         firsts = [r.t1 for r in records if r.ok and r.t1 >= t_back]
         m["recovery"] = (min(firsts) - t_back) if firsts else None
         during = [r for r in records if t_fault is not None and t_fault <= r.t0 < t_back]
-        m["during_max"] = max((r.latency for r in during), default=None)
+        # Time spent inside the fault, by every request that overlapped it.
+        m["during_max"] = max(
+            (
+                r.t1 - max(r.t0, t_fault)
+                for r in records
+                if t_fault is not None and r.t0 < t_back and r.t1 > t_fault
+            ),
+            default=None,
+        )
         m["during_ok"] = sum(r.ok for r in during)
         m["during_total"] = len(during)
     return m
