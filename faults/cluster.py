@@ -49,6 +49,18 @@ class Cluster:
         if RUN_AS:
             os.chown(self.root, *_owner())
 
+    def remove_stale(self) -> None:
+        """Stop and delete clusters that an earlier, killed run left running (on our port)."""
+        for root in Path(tempfile.gettempdir()).glob("sqla-pool-faults-*"):
+            data = root / "data"
+            if root == self.root or not (data / "postmaster.pid").exists():
+                continue
+            _run(
+                [*RUN_AS, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                check=False,
+            )
+            shutil.rmtree(root, ignore_errors=True)
+
     def conninfo(self, dbname: str = "faults", port: int | None = None) -> str:
         return f"host=127.0.0.1 port={port or self.port} user=postgres dbname={dbname}"
 

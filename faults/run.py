@@ -111,6 +111,9 @@ class Harness:
     # -- life cycle ---------------------------------------------------------------------------
 
     def setup(self) -> None:
+        if Blackhole.available():
+            self.blackhole.off()  # rules an earlier, killed run may have left
+        self.cluster.remove_stale()
         self.cluster.init()
         self.logdir.mkdir()
         self.prober = Prober(self.cluster)
@@ -254,8 +257,9 @@ class Harness:
         while time.monotonic() < deadline:
             if self.prober.came_back is not None:
                 return self.prober.came_back
-            if self.prober.went_down is None and not self.cluster.running():
-                pass
+            if self.prober.went_down is None and time.monotonic() > deadline - timeout + 2:
+                # pg_ctl has returned and the probe never saw the server away: back now.
+                return time.monotonic()
             time.sleep(0.01)
         raise RuntimeError("the server did not come back within 60 s")
 
@@ -588,21 +592,21 @@ class Harness:
 
 
 def failure_samples(records: list[Record], t_down: float | None, t_back: float | None) -> list[str]:
-    """Up to 3 failures that a target counts against: after the return, or not a
-    PoolConnectError while the server was down; with when they were sent and why."""
+    """Failures a target counts against, when they were sent and why: up to 3 sent
+    after the return, and up to 3 other than PoolConnectError while the server was down."""
     if t_back is None:
         return []
-    picked = [r for r in records if not r.ok and r.t0 >= t_back]
+    picked = [r for r in records if not r.ok and r.t0 >= t_back][:3]
     if t_down is not None:
         picked += [
             r
             for r in records
             if not r.ok and t_down <= r.t0 < t_back and r.error != "PoolConnectError"
-        ]
+        ][:3]
     return [
         f"sent {1000 * (r.t0 - t_back):+.0f} ms from the return, {1000 * r.latency:.0f} ms: "
         f"{r.error}: {' '.join(r.msg.split())[:160]}"
-        for r in picked[:3]
+        for r in picked
     ]
 
 
