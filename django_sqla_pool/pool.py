@@ -32,6 +32,7 @@ from .exceptions import PoolConnectError, PoolTimeout, ServerSettingsError
 from .fairqueue import FairQueue
 from .outage import Outage, ServerDown
 from .stats import PoolStats
+from .throttle import Throttle
 
 logger = logging.getLogger("django_sqla_pool")
 
@@ -45,6 +46,10 @@ OVERFLOW_LINGER = 10.0
 #: Seconds of waiting for a connection after which the checkout is logged at
 #: WARNING (half of pool_timeout if that is shorter).
 SLOW_WAIT = 1.0
+
+#: At most one slow-checkout line and one timeout line per pool in this many
+#: seconds; each says how many it stands for and the longest wait among them.
+WARNING_INTERVAL = 10.0
 
 
 # Why a connection was invalidated: passed to record.invalidate(), read back
@@ -121,6 +126,8 @@ class SqlaPool(QueuePool):
         self._where = f"database alias {alias!r} ({name})"
         # A wait this long is logged at WARNING: the pool is close to exhaustion.
         self._slow_wait = min(SLOW_WAIT, settings.pool_timeout / 2)
+        self._slow_log = Throttle(WARNING_INTERVAL)
+        self._timeout_log = Throttle(WARNING_INTERVAL)
         reset = settings.pool_reset_on_return
         super().__init__(
             self._open_connection,
@@ -250,7 +257,16 @@ class SqlaPool(QueuePool):
             "waiting). Return connections sooner (see release_connections()), "
             "or raise pool_size, max_overflow or pool_timeout in OPTIONS."
         )
-        logger.warning("%s [pool %s]", message, self.name)
+        summary = self._timeout_log.note(waited)
+        if summary is not None:
+            count, worst = summary
+            logger.warning(
+                "%s [pool %s; %d timed out since the last such line, longest wait %.2f s]",
+                message,
+                self.name,
+                count,
+                worst,
+            )
         return PoolTimeout(message)
 
     def _wait_for_server(self, error: BaseException, start: float, retried: bool) -> None:
@@ -357,15 +373,21 @@ class SqlaPool(QueuePool):
         waited = now - start
         self.stats.checked_out(waited)
         if waited >= self._slow_wait:
-            logger.warning(
-                "slow checkout: pool=%s waited %.3f s for a connection (pool_size=%s, "
-                "max_overflow=%s, %s threads still waiting)",
-                self.name,
-                waited,
-                self.settings.pool_size,
-                self.settings.max_overflow,
-                self.waiting,
-            )
+            summary = self._slow_log.note(waited)
+            if summary is not None:
+                count, worst = summary
+                logger.warning(
+                    "slow checkout: pool=%s waited %.3f s for a connection (pool_size=%s, "
+                    "max_overflow=%s, %s threads still waiting); %d slow checkouts since the "
+                    "last such line, longest wait %.3f s",
+                    self.name,
+                    waited,
+                    self.settings.pool_size,
+                    self.settings.max_overflow,
+                    self.waiting,
+                    count,
+                    worst,
+                )
         pid = record.info["backend_pid"]
         self.held[id(record)] = Holding(
             now,
