@@ -8,6 +8,7 @@ Django's plain backend with CONN_MAX_AGE=60 ("plain") side by side: one
 server per backend, 12 clients each, the same fault at the same moment.
 Targets are asserted for this package only; exit status 1 when one is missed.
 Everything the harness starts is stopped at the end, on error and on Ctrl-C.
+What it measures and the last results: docs/reliability.md.
 """
 
 from __future__ import annotations
