@@ -812,7 +812,9 @@ def main() -> int:
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell that starts the harness in the background ignores SIGINT for it.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     try:
         print(
             f"# fault harness ({'short' if args.short else 'full'}), {platform.node()}, "
