@@ -11,7 +11,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint tox bench
+.PHONY: install demo test lint tox bench faults faults-short
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
@@ -32,3 +32,15 @@ tox: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
+
+# The fault harness (faults/run.py): a throwaway PostgreSQL 15 on port 55431, real servers,
+# PgBouncer, Celery on Redis db 11. Run as root (it runs PostgreSQL as the postgres user).
+$(BIN)/.faults-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e ".[faults]"
+	touch $@
+
+faults: $(BIN)/.faults-installed
+	$(BIN)/python faults/run.py
+
+faults-short: $(BIN)/.faults-installed
+	$(BIN)/python faults/run.py --short
