@@ -11,12 +11,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint tox bench
+.PHONY: install demo test lint tox bench build-check
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	cd testproject && ../$(BIN)/python manage.py migrate --noinput
-	cd testproject && ../$(BIN)/python manage.py demo_setup
+	cd testproject && ../$(BIN)/python manage.py demo_setup --port $(PORT)
 	cd testproject && ../$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: $(BIN)/.installed
@@ -32,3 +32,8 @@ tox: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
+
+# Build the sdist and wheel, twine check, use the wheel in a clean venv, run
+# the sdist's tests from the unpacked sdist (see .ci/build-check).
+build-check: $(BIN)/.installed
+	BIN=$(BIN) .ci/build-check
