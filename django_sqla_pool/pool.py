@@ -69,6 +69,12 @@ class _Retired(Exception):
     cause = None  # the pool was closed; not an invalidation
 
 
+def _threads(count: int, adjective: str = "") -> str:
+    """``0 threads``, ``1 other thread``, ``2 other threads``: for log lines and errors."""
+    words = [str(count), adjective, "thread" if count == 1 else "threads"]
+    return " ".join(word for word in words if word)
+
+
 class Holding:
     """One checked-out connection: who took it, when, and from where."""
 
@@ -212,7 +218,7 @@ class SqlaPool(QueuePool):
                 f"django_sqla_pool: no connection free for database alias {self.alias!r} "
                 f"after waiting {waited:.2f} s (pool_size={self.settings.pool_size}, "
                 f"max_overflow={self.settings.max_overflow}, all "
-                f"{self.settings.max_connections} in use, {self.waiting} other threads "
+                f"{self.settings.max_connections} in use, {_threads(self.waiting, 'other')} "
                 "waiting). Return connections sooner (see release_connections()), "
                 "or raise pool_size, max_overflow or pool_timeout in OPTIONS."
             )
@@ -287,12 +293,12 @@ class SqlaPool(QueuePool):
         if waited >= self._slow_wait:
             logger.warning(
                 "slow checkout: pool=%s waited %.3f s for a connection (pool_size=%s, "
-                "max_overflow=%s, %s threads still waiting)",
+                "max_overflow=%s, %s still waiting)",
                 self.name,
                 waited,
                 self.settings.pool_size,
                 self.settings.max_overflow,
-                self.waiting,
+                _threads(self.waiting),
             )
         pid = record.info["backend_pid"]
         self.held[id(record)] = Holding(

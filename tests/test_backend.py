@@ -80,7 +80,7 @@ def test_our_options_never_reach_the_driver_and_libpq_options_pass_through(make_
         application_name="params-probe",
         connect_timeout=5,
         statement_timeout=1234,
-        lock_timeout="2000",
+        lock_timeout="2s",
     )
     params = db.get_connection_params()
     assert "pool_size" not in params and "statement_timeout" not in params
