@@ -102,6 +102,11 @@ class SqlaPool(QueuePool):
     """QueuePool for one Django alias; see the module docstring."""
 
     _queue_class = FairQueue  # type: ignore[assignment]
+    # SQLAlchemy names a pool's logger after its class's module, which would put
+    # its own lines ("Created new connection", "Pool disposed") under the
+    # django_sqla_pool logger. Keep them where SQLAlchemy documents them:
+    # sqlalchemy.pool.impl.QueuePool.<pool name>.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"
 
     def __init__(
         self,
@@ -373,7 +378,12 @@ class SqlaPool(QueuePool):
                 dbapi_conn.commit()
         except Exception as error:
             # As SQLAlchemy does: log, invalidate (counted as "error"), go on.
-            self.logger.error("Exception during reset or similar", exc_info=True)
+            logger.error(
+                "reset failed pool=%s backend_pid=%s: connection discarded",
+                self.name,
+                record.info.get("backend_pid"),
+                exc_info=True,
+            )
             record.invalidate(error)
         except BaseException as error:
             record.invalidate(error)

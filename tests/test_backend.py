@@ -353,7 +353,7 @@ def test_failed_reset_invalidates_the_connection_and_frees_its_slot(make_wrapper
     assert (pool.checkedout(), pool.checkedin()) == (0, 1)
     assert pool.stats.invalidations["error"] == 1
     assert pool.stats.connections_closed == 1
-    assert "Exception during reset" in caplog.text
+    assert "reset failed pool=" in caplog.text
     event.remove(pool, "reset", fail)
     backend_pid(db)  # the slot opens a new connection
     assert pool.stats.connections_opened == 2

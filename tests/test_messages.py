@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -66,3 +67,41 @@ def test_e001_hint_links_the_readmes_options_table() -> None:
     assert re.search(rf'^Homepage = "{re.escape(HOME_URL)}"$', pyproject, re.MULTILINE)
     # GitHub's anchor for the heading "### Options" is #options.
     assert "\n### Options\n" in (ROOT / "README.md").read_text()
+
+
+def documented_debug_events() -> set[str]:
+    """The events of the DEBUG row of docs/observability.md's logging table."""
+    text = (ROOT / "docs" / "observability.md").read_text()
+    [row] = [line for line in text.splitlines() if line.startswith("| DEBUG |")]
+    when = row.split("|")[2]
+    return set(re.findall(r"`(\w+)`", when))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_package_logger_says_only_the_documented_lines_and_sqlalchemys_stay_its_own(
+    make_wrapper, caplog
+) -> None:
+    from django_sqla_pool import registry
+
+    # SQLAlchemy sets its own loggers to WARNING when imported: quiet unless turned on.
+    assert logging.getLogger("sqlalchemy.pool").getEffectiveLevel() == logging.WARNING
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.pool")
+    caplog.set_level(logging.DEBUG, logger="django_sqla_pool")  # the test settings say WARNING
+    db = make_wrapper("chatty")
+    backend_pid(db)
+    db.close()
+    pool = pool_of(db)
+    registry.close_pools("chatty")  # closes the idle connection and disposes the pool
+    ours = [r for r in caplog.records if r.name.split(".")[0] == "django_sqla_pool"]
+    assert {r.name for r in ours} == {"django_sqla_pool"}  # no child loggers
+    events = {r.getMessage().split()[0] for r in ours}
+    assert events <= documented_debug_events(), events
+    assert {"connect", "checkout", "checkin", "close"} <= events
+    assert {r.levelno for r in ours} == {logging.DEBUG}
+    sqlalchemy = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == f"sqlalchemy.pool.impl.QueuePool.{pool.name}"
+    ]
+    assert any(m.startswith("Created new connection") for m in sqlalchemy), sqlalchemy
+    assert any(m.startswith("Pool disposed") for m in sqlalchemy), sqlalchemy
