@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -43,6 +44,7 @@ class PoolStats:
         self.held_seconds_max = 0.0
         self.leaks_reported = 0
         self.last_timeout_at: float | None = None
+        self.last_connect_error_at: float | None = None
         self._recent_waits: deque[float] = deque(maxlen=_RECENT)
         self._recent_holds: deque[float] = deque(maxlen=_RECENT)
 
@@ -56,6 +58,7 @@ class PoolStats:
     def connect_failed(self) -> None:
         with self._lock:
             self.connect_errors += 1
+            self.last_connect_error_at = time.time()
 
     def closed(self) -> None:
         with self._lock:
@@ -146,25 +149,18 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
 
     pools = []
     for pool in registry.pools(alias):
-        settings = pool.settings
         pools.append(
             {
                 "alias": pool.alias,
                 "name": pool.name,
-                "config": {
-                    "pool_size": settings.pool_size,
-                    "max_overflow": settings.max_overflow,
-                    "pool_timeout": settings.pool_timeout,
-                    "pool_recycle": settings.pool_recycle,
-                    "pool_pre_ping": settings.pool_pre_ping,
-                    "pool_use_lifo": settings.pool_use_lifo,
-                    "pool_reset_on_return": settings.pool_reset_on_return,
-                    "leak_detection_threshold": settings.leak_detection_threshold,
-                },
+                # Every field of PoolSettings, so a new option shows up here, in
+                # poolstats --format json and on the admin page without a second list.
+                "config": dataclasses.asdict(pool.settings),
                 "gauges": pool.gauges(),
                 "counters": pool.stats.counters(),
                 "timings": pool.stats.timings(),
                 "last_timeout_at": pool.stats.last_timeout_at,
+                "last_connect_error_at": pool.stats.last_connect_error_at,
             }
         )
     return {
