@@ -217,9 +217,8 @@ def _as_milliseconds(alias: str, key: str, value: Any) -> Any:
             # Rounded to 0 it would disable the timeout instead of setting a tiny one.
             raise _fail(alias, key, value, "below 1 ms, which PostgreSQL would round to 0 (off)")
     if milliseconds is not None and milliseconds > _MAX_MILLISECONDS:
-        raise _fail(
-            alias, key, value, f"at most {_MAX_MILLISECONDS} ms (about 24.8 days), PostgreSQL's limit"
-        )
+        limit = f"at most {_MAX_MILLISECONDS} ms (about 24.8 days), PostgreSQL's limit"
+        raise _fail(alias, key, value, limit)
     return milliseconds
 
 

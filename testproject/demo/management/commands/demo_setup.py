@@ -26,6 +26,4 @@ class Command(BaseCommand):
         if not Note.objects.exists():
             Note.objects.bulk_create(Note(text=f"note {n}") for n in range(1, 4))
         url = f"http://127.0.0.1:{options['port']}/"
-        self.stdout.write(
-            f"Demo ready: {url} (admin: {url}admin/, user admin, password admin)"
-        )
+        self.stdout.write(f"Demo ready: {url} (admin: {url}admin/, user admin, password admin)")
