@@ -128,16 +128,22 @@ def check_django(package_dir: Path) -> None:
                 },
             }
         ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
         SECRET_KEY="wheel-check",
         USE_TZ=True,
     )
     django.setup()
 
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connections
     from django.db.migrations.loader import MigrationLoader
     from django.template.loader import get_template
 
+    connection = connections["default"]
     check(type(connection).__module__ == f"{ENGINE}.base", f"ENGINE {ENGINE} loads")
     template = Path(get_template("django_sqla_pool/poolstats.html").origin.name)
     check(package_dir in template.parents, f"admin template found in the wheel ({template})")
