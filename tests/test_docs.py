@@ -529,7 +529,7 @@ def test_benchmark_summary_counts_agree_with_the_table_of_runs() -> None:
         theirs = [float(x) for x in re.findall(r"\d+\.\d+", cell.split("(")[1])]
         assert len(ours) == len(theirs), row
         ours_total += len(ours)
-        slower += sum(t > o for o, t in zip(ours, theirs))
+        slower += sum(t > o for o, t in zip(ours, theirs, strict=True))
     readme = " ".join((ROOT / "README.md").read_text().split())
     claims = re.findall(r"Django's pool was slower in (\d+) of (\d+) runs", readme)
     claims += re.findall(r"Django's pool pays more in (\d+) of (\d+) runs", " ".join(bench.split()))
