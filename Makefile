@@ -11,12 +11,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint tox bench faults faults-short
+.PHONY: install demo test lint tox bench build-check faults faults-short
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	cd testproject && ../$(BIN)/python manage.py migrate --noinput
-	cd testproject && ../$(BIN)/python manage.py demo_setup
+	cd testproject && ../$(BIN)/python manage.py demo_setup --port $(PORT)
 	cd testproject && ../$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test: $(BIN)/.installed
@@ -44,3 +44,7 @@ faults: $(BIN)/.faults-installed
 
 faults-short: $(BIN)/.faults-installed
 	$(BIN)/python faults/run.py --short
+# Build the sdist and wheel, twine check, use the wheel in a clean venv, run
+# the sdist's tests from the unpacked sdist (see .ci/build-check).
+build-check: $(BIN)/.installed
+	BIN=$(BIN) .ci/build-check

@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils.text import capfirst
 
 from . import history, registry
 from .advice import advise
@@ -120,7 +121,8 @@ class PoolStatsAdmin(admin.ModelAdmin):
             )
         context = {
             **self.admin_site.each_context(request),
-            "title": "Connection pools",
+            # The admin index entry's and the breadcrumb's name: one name for the page.
+            "title": capfirst(self.opts.verbose_name_plural),
             "opts": self.opts,
             "app_label": self.opts.app_label,
             "report": report,

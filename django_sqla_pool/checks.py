@@ -26,8 +26,11 @@ from .conf import (
     stats_token,
 )
 
+#: The project's home (pyproject.toml's Homepage; tests/test_docs.py keeps them equal).
+HOME_URL = "https://github.com/django-sqla-pool/django-sqla-pool"
+
 _HINTS = {
-    "django_sqla_pool.E001": "See the options table in django_sqla_pool's README.",
+    "django_sqla_pool.E001": f"See the options table in the README: {HOME_URL}#options",
     "django_sqla_pool.E002": "Set CONN_MAX_AGE to 0; the pool keeps the connections open.",
     "django_sqla_pool.E003": "Remove OPTIONS['pool']; use pool_size and max_overflow.",
     "django_sqla_pool.E004": "See docs/observability.md, 'Settings'.",

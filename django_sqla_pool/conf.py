@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -213,11 +214,22 @@ class _Number:
 
 
 _SECONDS_OR_NONE = "use a number of seconds greater than 0, or None to disable"
+_MILLISECONDS = (
+    "use a whole number of milliseconds or a duration with a unit as in postgresql.conf "
+    "(500ms, 30s, 2min, 1h; units us, ms, s, min, h, d), 0 or more (0 disables), "
+    "or None to keep the server's setting"
+)
 _NUMBERS = {
     "pool_size": _Number(int, 1, "use a whole number of connections, 1 or more"),
     "max_overflow": _Number(int, 0, "use a whole number of extra connections, 0 or more"),
     "pool_timeout": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
-    "pool_recycle": _Number(float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True),
+    "pool_recycle": _Number(
+        float,
+        0,
+        "use a number of seconds greater than 0, or -1 or None to never recycle",
+        exclusive=True,
+        allow_none=True,
+    ),
     "leak_detection_threshold": _Number(
         float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True
     ),
@@ -226,13 +238,33 @@ _NUMBERS = {
     "ping_timeout": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
     "pool_min_size": _Number(int, 0, "use a whole number of connections, 0 or more"),
     "pool_idle_timeout": _Number(float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True),
-    **{
-        key: _Number(
-            int, 0, "use a whole number of milliseconds, 0 or more (0 disables)", allow_none=True
-        )
-        for key in SERVER_KEYS
-    },
+    **{key: _Number(int, 0, _MILLISECONDS, allow_none=True) for key in SERVER_KEYS},
 }
+
+#: PostgreSQL's time units (postgresql.conf syntax, case-sensitive), in milliseconds.
+_TIME_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_MAX_MILLISECONDS = 2**31 - 1  # the server refuses the connection above this
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*")
+
+
+def _as_milliseconds(alias: str, key: str, value: Any) -> Any:
+    """A server timeout: milliseconds as a number, or a string with a PostgreSQL unit."""
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        milliseconds = _as_number(alias, key, value, _NUMBERS[key])
+    else:
+        number, unit = match.groups()
+        if unit not in _TIME_UNITS:
+            raise _fail(alias, key, value, _NUMBERS[key].rule)
+        exact = float(number) * _TIME_UNITS[unit]
+        milliseconds = int(exact + 0.5)  # PostgreSQL rounds to its base unit, ms
+        if milliseconds == 0 and exact > 0:
+            # Rounded to 0 it would disable the timeout instead of setting a tiny one.
+            raise _fail(alias, key, value, "below 1 ms, which PostgreSQL would round to 0 (off)")
+    if milliseconds is not None and milliseconds > _MAX_MILLISECONDS:
+        limit = f"at most {_MAX_MILLISECONDS} ms (about 24.8 days), PostgreSQL's limit"
+        raise _fail(alias, key, value, limit)
+    return milliseconds
 
 
 def _as_number(alias: str, key: str, value: Any, spec: _Number) -> Any:
@@ -267,6 +299,8 @@ def _as_bool(alias: str, key: str, value: Any) -> bool:
 def _coerce(alias: str, key: str, value: Any) -> Any:
     if key == "pool_recycle" and str(value).strip() == "-1":
         return None  # SQLAlchemy's spelling of "never"
+    if key in SERVER_KEYS:
+        return _as_milliseconds(alias, key, value)
     if key in _NUMBERS:
         return _as_number(alias, key, value, _NUMBERS[key])
     if key in ("pool_pre_ping", "pool_use_lifo"):

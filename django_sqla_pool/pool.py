@@ -75,6 +75,12 @@ class _Retired(Exception):
     cause = None  # the pool was closed; not an invalidation
 
 
+def _threads(count: int, adjective: str = "") -> str:
+    """``0 threads``, ``1 other thread``, ``2 other threads``: for log lines and errors."""
+    words = [str(count), adjective, "thread" if count == 1 else "threads"]
+    return " ".join(word for word in words if word)
+
+
 class Holding:
     """One checked-out connection: who took it, when, and from where."""
 
@@ -102,6 +108,11 @@ class SqlaPool(QueuePool):
     """QueuePool for one Django alias; see the module docstring."""
 
     _queue_class = FairQueue  # type: ignore[assignment]
+    # SQLAlchemy names a pool's logger after its class's module, which would put
+    # its own lines ("Created new connection", "Pool disposed") under the
+    # django_sqla_pool logger. Keep them where SQLAlchemy documents them:
+    # sqlalchemy.pool.impl.QueuePool.<pool name>.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"
 
     def __init__(
         self,
@@ -254,7 +265,7 @@ class SqlaPool(QueuePool):
             f"django_sqla_pool: no connection free for database alias {self.alias!r} "
             f"after waiting {waited:.2f} s (pool_size={self.settings.pool_size}, "
             f"max_overflow={self.settings.max_overflow}, all "
-            f"{self.settings.max_connections} in use, {self.waiting} other threads "
+            f"{self.settings.max_connections} in use, {_threads(self.waiting, 'other')} "
             "waiting). Return connections sooner (see release_connections()), "
             "or raise pool_size, max_overflow or pool_timeout in OPTIONS."
         )
@@ -378,13 +389,13 @@ class SqlaPool(QueuePool):
                 count, worst = summary
                 logger.warning(
                     "slow checkout: pool=%s waited %.3f s for a connection (pool_size=%s, "
-                    "max_overflow=%s, %s threads still waiting); %d slow checkouts since the "
+                    "max_overflow=%s, %s still waiting); %d slow checkouts since the "
                     "last such line, longest wait %.3f s",
                     self.name,
                     waited,
                     self.settings.pool_size,
                     self.settings.max_overflow,
-                    self.waiting,
+                    _threads(self.waiting),
                     count,
                     worst,
                 )
@@ -461,7 +472,12 @@ class SqlaPool(QueuePool):
                 dbapi_conn.commit()
         except Exception as error:
             # As SQLAlchemy does: log, invalidate (counted as "error"), go on.
-            self.logger.error("Exception during reset or similar", exc_info=True)
+            logger.error(
+                "reset failed pool=%s backend_pid=%s: connection discarded",
+                self.name,
+                record.info.get("backend_pid"),
+                exc_info=True,
+            )
             record.invalidate(error)
         except BaseException as error:
             record.invalidate(error)

@@ -56,8 +56,32 @@ def saturation(pool: dict[str, Any], now: float, window: float) -> list[str]:
     return reasons
 
 
-def _judged(pools: Iterable[dict[str, Any]], now: float, window: float) -> list[dict[str, Any]]:
-    return [{**pool, "saturation": saturation(pool, now, window)} for pool in pools]
+def connect_trouble(
+    pool: dict[str, Any], now: float, window: float, unreachable: bool = False
+) -> list[str]:
+    """Why one pool entry counts as unable to reach its server (empty: it can).
+
+    ``unreachable``: the fleet query for its alias failed in this report;
+    ``connect_errors``: opening a connection failed in the last ``window`` seconds.
+    """
+    reasons = ["unreachable"] if unreachable else []
+    last_error = pool.get("last_connect_error_at")
+    if last_error is not None and now - last_error <= window:
+        reasons.append("connect_errors")
+    return reasons
+
+
+def _judged(
+    pools: Iterable[dict[str, Any]], now: float, window: float, unreachable: bool = False
+) -> list[dict[str, Any]]:
+    return [
+        {
+            **pool,
+            "saturation": saturation(pool, now, window),
+            "errors": connect_trouble(pool, now, window, unreachable),
+        }
+        for pool in pools
+    ]
 
 
 def build_report(
@@ -89,18 +113,23 @@ def build_report(
     databases = []
     for alias in aliases:
         fleet_view, fleet_error = fleets[alias]
-        pools = _judged((p for p in own["pools"] if p["alias"] == alias), now, window)
+        down = fleet_error is not None
+        pools = _judged((p for p in own["pools"] if p["alias"] == alias), now, window, down)
         where = f"{own['hostname']}:{own['pid']}"
         for pool in pools:
             if pool["saturation"]:
                 problems.append(_saturated(alias, where, pool))
+            if "connect_errors" in pool["errors"]:
+                problems.append(_connect_errors(alias, where, pool))
         workers = None
         if snapshots is not None:
             workers = []
             for snapshot in snapshots:
                 if snapshot["pid"] == own["pid"] and snapshot["hostname"] == own["hostname"]:
                     continue  # this process: shown live under "pools"
-                mine = _judged((p for p in snapshot["pools"] if p["alias"] == alias), now, window)
+                mine = _judged(
+                    (p for p in snapshot["pools"] if p["alias"] == alias), now, window, down
+                )
                 if not mine:
                     continue
                 workers.append(
@@ -112,9 +141,11 @@ def build_report(
                     }
                 )
                 for pool in mine:
+                    where = f"{snapshot['hostname']}:{snapshot['pid']}"
                     if pool["saturation"]:
-                        where = f"{snapshot['hostname']}:{snapshot['pid']}"
                         problems.append(_saturated(alias, where, pool))
+                    if "connect_errors" in pool["errors"]:
+                        problems.append(_connect_errors(alias, where, pool))
         if fleet_view is not None and fleet_view["server"]["headroom"] < min_headroom:
             server = fleet_view["server"]
             problems.append(
@@ -136,7 +167,9 @@ def build_report(
                 "workers": workers,
             }
         )
-    errors = any(db["fleet_error"] for db in databases)
+    errors = any(db["fleet_error"] for db in databases) or any(
+        p["kind"] == "connect_errors" for p in problems
+    )
     return {
         "schema_version": SCHEMA_VERSION,
         "time": now,
@@ -159,6 +192,16 @@ def _saturated(alias: str, where: str, pool: dict[str, Any]) -> dict[str, Any]:
         "detail": f"pool {pool['name']}: {', '.join(pool['saturation'])} "
         f"({gauges['checked_out']}/{gauges['pool_size'] + gauges['max_overflow']} "
         f"checked out, {gauges['waiting']} waiting)",
+    }
+
+
+def _connect_errors(alias: str, where: str, pool: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "connect_errors",
+        "alias": alias,
+        "where": where,
+        "detail": f"pool {pool['name']}: could not open a connection "
+        f"({pool['counters']['connect_errors']} failed attempts since the pool was created)",
     }
 
 

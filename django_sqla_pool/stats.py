@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -75,6 +76,7 @@ class PoolStats:
         self.wait_buckets = [0] * (len(HISTOGRAM_BOUNDS) + 1)
         self.held_buckets = [0] * (len(HISTOGRAM_BOUNDS) + 1)
         self.connect_buckets = [0] * (len(HISTOGRAM_BOUNDS) + 1)
+        self.last_connect_error_at: float | None = None
         self._recent_waits: deque[float] = deque(maxlen=_RECENT)
         self._recent_holds: deque[float] = deque(maxlen=_RECENT)
         #: When the pool was created (Unix seconds): the span rates are computed over.
@@ -105,6 +107,7 @@ class PoolStats:
     def connect_failed(self) -> None:
         with self._lock:
             self.connect_errors += 1
+            self.last_connect_error_at = time.time()
 
     def waited_for_server(self) -> None:
         with self._lock:
@@ -242,29 +245,20 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
 
     pools = []
     for pool in registry.pools(alias):
-        settings = pool.settings
         pools.append(
             {
                 "alias": pool.alias,
                 "name": pool.name,
-                "config": {
-                    "pool_size": settings.pool_size,
-                    "max_overflow": settings.max_overflow,
-                    "pool_timeout": settings.pool_timeout,
-                    "pool_recycle": settings.pool_recycle,
-                    "pool_pre_ping": settings.pool_pre_ping,
-                    "pool_use_lifo": settings.pool_use_lifo,
-                    "pool_reset_on_return": settings.pool_reset_on_return,
-                    "leak_detection_threshold": settings.leak_detection_threshold,
-                    "pool_min_size": settings.pool_min_size,
-                    "pool_idle_timeout": settings.pool_idle_timeout,
-                },
+                # Every field of PoolSettings, so a new option shows up here, in
+                # poolstats --format json and on the admin page without a second list.
+                "config": dataclasses.asdict(pool.settings),
                 "gauges": pool.gauges(),
                 "counters": pool.stats.counters(),
                 "timings": pool.stats.timings(),
                 "histograms": pool.stats.histograms(),
                 "last_timeout_at": pool.stats.last_timeout_at,
                 "created_at": pool.stats.created_at,
+                "last_connect_error_at": pool.stats.last_connect_error_at,
             }
         )
     return {

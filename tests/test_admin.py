@@ -234,3 +234,33 @@ def test_page_shows_the_sizing_advice_and_the_room_on_the_server(admin_client) -
         available = cursor.fetchone()[0]
     assert 0 < int(values["default", "advice.room"]) <= available
     assert 'data-fits="no"' in html and "<s>2560</s>" in html  # 32 workers x 8 hosts x 10
+
+
+def test_heading_and_breadcrumb_give_the_page_one_name(admin_client) -> None:
+    import re
+
+    html = admin_client.get(URL).content.decode()
+    [heading] = re.findall(r"<h1[^>]*>(.*?)</h1>", html, re.DOTALL)
+    breadcrumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', html, re.DOTALL)
+    assert breadcrumbs is not None
+    last = breadcrumbs.group(1).split("&rsaquo;")[-1].strip()
+    assert heading.strip() == last == "Connection pool stats"
+    assert "<title>Connection pool stats |" in html
+
+
+def test_a_pool_that_cannot_connect_is_not_shown_as_ok(admin_client) -> None:
+    from django_sqla_pool import PoolConnectError
+    from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+
+    dead = DatabaseWrapper(
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "1"}, alias="down"
+    )
+    try:
+        with pytest.raises(PoolConnectError):
+            dead.ensure_connection()
+        html = admin_client.get(URL).content.decode()
+    finally:
+        registry.close_pools("down")
+    [pool] = [part for part in html.split('<div class="pool"')[1:] if "down:" in part[:200]]
+    assert '<span data-status class="status-bad">(cannot connect: connect_errors)</span>' in pool
+    assert 'data-problem="connect_errors"' in html

@@ -104,7 +104,7 @@ def test_admin_page_in_a_real_browser(live_server, browser, django_user_model, t
     headroom = wait.until(
         ec.presence_of_element_located((By.CSS_SELECTOR, '[data-stat="server.headroom"]'))
     )
-    assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Connection pools"
+    assert browser.find_element(By.CSS_SELECTOR, "#content h1").text == "Connection pool stats"
     assert int(headroom.text) > 0
     pool_size = browser.find_element(
         By.CSS_SELECTOR, '[data-alias="default"] [data-stat="config.pool_size"]'
@@ -133,3 +133,40 @@ def test_admin_page_in_a_real_browser(live_server, browser, django_user_model, t
     assert shot.stat().st_size > 10_000
     if target:
         shutil.copyfile(shot, target)
+
+
+def test_admin_page_fits_a_420px_screen_and_the_chart_keeps_its_distance(
+    live_server, browser, django_user_model
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    django_user_model.objects.create_superuser("narrow", "narrow@example.com", "narrow-pw-123")
+    browser.set_window_size(420, 900)
+    browser.get(f"{live_server.url}/admin/django_sqla_pool/poolstats/?refresh=0")
+    browser.find_element(By.NAME, "username").send_keys("narrow")
+    browser.find_element(By.NAME, "password").send_keys("narrow-pw-123")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(browser, 20).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-process]"))
+    )
+    wait_until_returned()
+    # The window is 420 px wide: the page itself must not scroll sideways; the
+    # fleet table, wider than that, scrolls inside its own box.
+    page = browser.execute_script(
+        "const e = document.documentElement; return [e.scrollWidth, e.clientWidth];"
+    )
+    assert page[0] <= page[1], page
+    fleet = browser.execute_script(
+        "const t = document.querySelector('[data-process]').closest('.module');"
+        "return [t.scrollWidth, t.clientWidth];"
+    )
+    assert fleet[0] > fleet[1], fleet  # the table is wider than its box: scrolled there
+    # What follows the chart starts at least 16 px below it.
+    gap = browser.execute_script(
+        "const svg = document.querySelector('svg.sqlapool-chart');"
+        "const next = svg.closest('.pool').nextElementSibling;"
+        "return next.getBoundingClientRect().top - svg.getBoundingClientRect().bottom;"
+    )
+    assert gap >= 16, gap

@@ -51,6 +51,26 @@ def test_strings_from_a_database_url_are_coerced() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "milliseconds"),
+    [
+        ("500ms", 500),
+        ("30s", 30_000),
+        ("1.5s", 1_500),
+        (" 2 min ", 120_000),
+        ("1h", 3_600_000),
+        ("1d", 86_400_000),
+        ("2500us", 3),  # rounded to the nearest ms, as PostgreSQL does
+        ("30000", 30_000),  # no unit: milliseconds, as in postgresql.conf
+        ("0", 0),
+    ],
+)
+def test_server_timeouts_accept_postgresql_units(value: str, milliseconds: int) -> None:
+    settings = parse(statement_timeout=value, lock_timeout=value)
+    assert settings.statement_timeout == settings.lock_timeout == milliseconds
+    assert f"-c statement_timeout={milliseconds}" in settings.server_options()
+
+
 def test_recycle_minus_one_disables_it_as_in_sqlalchemy() -> None:
     assert parse(pool_recycle=-1).pool_recycle is None
 
@@ -65,10 +85,13 @@ def test_recycle_minus_one_disables_it_as_in_sqlalchemy() -> None:
         ("max_overflow", -1, "0 or more"),
         ("pool_timeout", 0, "greater than 0"),
         ("pool_timeout", "soon", "seconds"),
-        ("pool_recycle", "0", "greater than 0"),
+        ("pool_recycle", "0", "greater than 0, or -1 or None to never recycle"),
         ("pool_pre_ping", "maybe", "true or false"),
         ("pool_reset_on_return", "truncate", "'rollback'"),
-        ("statement_timeout", "30s", "milliseconds"),
+        ("statement_timeout", "thirty", "milliseconds or a duration with a unit"),
+        ("statement_timeout", "30S", "units us, ms, s, min, h, d"),  # case-sensitive, as PG
+        ("lock_timeout", "100us", "below 1 ms"),  # rounded to 0 it would mean "off"
+        ("lock_timeout", "25d", "PostgreSQL's limit"),
         ("idle_in_transaction_session_timeout", -5, "milliseconds"),
         ("leak_detection_threshold", "0", "greater than 0"),
         ("pool_min_size", -1, "0 or more"),

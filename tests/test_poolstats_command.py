@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -16,6 +17,7 @@ from django.core.management import CommandError, call_command
 
 from django_sqla_pool import PoolTimeout, pool_stats
 from django_sqla_pool.backends.pooled import _HOSTNAME
+from django_sqla_pool.conf import PoolSettings
 
 from .conftest import backend_pid, database_url
 from .workers import ROOT, start_worker, stop_worker
@@ -24,6 +26,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 NUMBER = (int, float)
 NULLABLE_NUMBER = (int, float, type(None))
+CONFIG_TYPES = {
+    "int": int,
+    "int | None": (int, type(None)),
+    "float": NUMBER,
+    "float | None": NULLABLE_NUMBER,
+    "bool": bool,
+    "str": str,
+}
 
 # The documented schema (docs/observability.md), as key -> type or nested schema.
 SERVER = {
@@ -59,18 +69,8 @@ FLEET = {
 POOL = {
     "alias": str,
     "name": str,
-    "config": {
-        "pool_size": int,
-        "max_overflow": int,
-        "pool_timeout": NUMBER,
-        "pool_recycle": NULLABLE_NUMBER,
-        "pool_pre_ping": bool,
-        "pool_use_lifo": bool,
-        "pool_reset_on_return": str,
-        "leak_detection_threshold": NULLABLE_NUMBER,
-        "pool_min_size": int,
-        "pool_idle_timeout": NULLABLE_NUMBER,
-    },
+    # Every field of PoolSettings, typed as annotated: the one list of settings.
+    "config": {f.name: CONFIG_TYPES[str(f.type)] for f in dataclasses.fields(PoolSettings)},
     "gauges": dict.fromkeys(
         ("pool_size", "max_overflow", "checked_out", "idle", "overflow", "waiting"), int
     ),
@@ -105,7 +105,9 @@ POOL = {
     },
     "last_timeout_at": NULLABLE_NUMBER,
     "created_at": float,
+    "last_connect_error_at": NULLABLE_NUMBER,
     "saturation": list,
+    "errors": list,
 }
 WORKER = {"host": str, "pid": int, "age_s": NUMBER, "pools": [POOL]}
 DATABASE = {
@@ -309,3 +311,38 @@ def test_manage_py_exits_1_when_the_server_cannot_be_reached() -> None:
     assert report["databases"][0]["fleet"] is None
     assert "could not open a connection" in report["databases"][0]["fleet_error"]
     assert password not in result.stdout + result.stderr
+
+
+def test_a_pool_whose_server_is_down_is_not_ok_in_the_status_column() -> None:
+    result = run_manage_py(env={"DATABASE_URL": database_url("", 1)})  # nothing listens on 1
+    assert result.returncode == 1, result.stdout + result.stderr
+    [row] = [line for line in result.stdout.splitlines() if "(this)" in line]
+    # The fleet query failed, and so did the pool's attempt to connect.
+    assert row.split()[-1] == "unreachable,connect_errors", row
+    assert "PROBLEM connect_errors default" in result.stdout
+
+
+def test_a_recent_connect_error_is_a_problem_within_the_window_only() -> None:
+    from django.db import connection
+
+    from django_sqla_pool import PoolConnectError, registry
+    from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+    from django_sqla_pool.report import build_report
+
+    dead = DatabaseWrapper(
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "1"}, alias="down"
+    )
+    try:
+        with pytest.raises(PoolConnectError):
+            dead.ensure_connection()
+        # "down" is not in DATABASES: no fleet query, only the pool's own record.
+        report = build_report(["down"], min_headroom=0)
+        [pool] = report["databases"][0]["pools"]
+        assert pool["errors"] == ["connect_errors"]
+        assert [p["kind"] for p in report["problems"]] == ["connect_errors"]
+        assert report["exit_status"] == 1
+        quiet = build_report(["down"], min_headroom=0, window=0)
+        assert quiet["databases"][0]["pools"][0]["errors"] == []
+        assert quiet["exit_status"] == 0
+    finally:
+        registry.close_pools("down")

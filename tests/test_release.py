@@ -49,3 +49,25 @@ def test_nested_inside_atomic_leaves_the_transaction_alone() -> None:
         assert connection.connection is not None
         Note.objects.create(text="still in the same transaction")
     assert Note.objects.count() == 2
+
+
+def test_decorator_without_parentheses_returns_the_connection_like_atomic() -> None:
+    @release_connections
+    def work(text: str) -> int:
+        Note.objects.create(text=text)
+        return checked_out()
+
+    assert work.__name__ == "work"  # functools.wraps: the decorated function keeps its name
+    before = checked_out()
+    results: list[int] = []
+    thread = threading.Thread(target=lambda: results.append(work("bare")))
+    thread.start()
+    thread.join()
+    assert results == [before + 1]  # inside: the thread's connection is checked out
+    assert checked_out() == before  # after: returned
+    assert Note.objects.filter(text="bare").count() == 1
+
+
+def test_anything_but_a_function_is_refused_with_the_usage() -> None:
+    with pytest.raises(TypeError, match=r"@release_connections, @release_connections\(\)"):
+        release_connections(42)  # type: ignore[call-overload]

@@ -6,6 +6,7 @@ this file checks the snapshot as a whole under concurrent use.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from django_sqla_pool import PoolTimeout, pool_stats
+from django_sqla_pool.conf import PoolSettings
 
 from .conftest import backend_pid, pool_of
 
@@ -42,6 +44,9 @@ def documented_snapshot_keys(doc: Path) -> set[str]:
         for name in names:
             if name.endswith("[]"):
                 continue  # "pools[]" introduces the per-pool keys
+            if name == ".config.<option>":  # one key per field of PoolSettings
+                keys |= {f"pools[].config.{f.name}" for f in dataclasses.fields(PoolSettings)}
+                continue
             if name.startswith(".") and name.count(".") > 1 and not prefix:
                 prefix = name.rsplit(".", 1)[0]
                 keys.add(f"pools[]{name}")

@@ -71,7 +71,7 @@ def _pool_rows(where: str, pools: list[dict[str, Any]]) -> list[list[Any]]:
                 counters.get("statement_timeouts", 0),  # absent in an older worker's snapshot
                 f"{timings['wait_ms_p99']:.1f}ms",
                 f"{timings['held_ms_p99']:.1f}ms",
-                ",".join(pool["saturation"]) or "ok",
+                ",".join(pool["saturation"] + pool["errors"]) or "ok",
             ]
         )
     return rows
