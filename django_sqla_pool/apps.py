@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class DjangoSqlaPoolConfig(AppConfig):
@@ -8,5 +9,7 @@ class DjangoSqlaPoolConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks, history  # noqa: F401  (checks registers the system checks)
+
+        checks.raise_for_unregistered_url_scheme(settings.DATABASES)
 
         history.install()

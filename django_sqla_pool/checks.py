@@ -11,8 +11,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+from django.core.exceptions import ImproperlyConfigured
 
-from .conf import InvalidPoolSetting, is_pooled, parse_pool_settings
+from .conf import URL_SCHEMES, InvalidPoolSetting, is_pooled, parse_pool_settings
 
 _HINTS = {
     "django_sqla_pool.E001": "See the options table in django_sqla_pool's README.",
@@ -39,3 +40,22 @@ def pool_setting_errors(databases: Mapping[str, Mapping[str, Any]]) -> list[Chec
 @register()
 def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return pool_setting_errors(settings.DATABASES)
+
+
+def raise_for_unregistered_url_scheme(databases: Mapping[str, Mapping[str, Any]]) -> None:
+    """ImproperlyConfigured if an ENGINE is one of our URL schemes, as parsed without them.
+
+    django-environ copies a scheme it does not know into ENGINE. Called from
+    AppConfig.ready(), because Django imports the ENGINE (and fails with "No
+    module named 'postgres-pool'") before any system check runs in `migrate`
+    and `test`.
+    """
+    for alias, settings_dict in databases.items():
+        engine = settings_dict.get("ENGINE")
+        if engine in URL_SCHEMES:
+            raise ImproperlyConfigured(
+                f"DATABASES[{alias!r}]['ENGINE'] = {engine!r} is a database-URL scheme of "
+                "django_sqla_pool, read by a URL parser that did not know it. Add "
+                "`import django_sqla_pool.dburl` to settings.py above the line that parses "
+                f"the URL; {engine}:// then gives ENGINE {URL_SCHEMES[engine]!r}."
+            )

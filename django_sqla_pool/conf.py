@@ -15,7 +15,17 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 #: The ENGINEs of this package: every DATABASES entry naming one of them is pooled.
-ENGINES = ("django_sqla_pool.backends.postgresql",)
+ENGINES = (
+    "django_sqla_pool.backends.postgresql",
+    "django_sqla_pool.backends.postgis",
+)
+
+#: Database-URL schemes of those ENGINEs (registered by ``django_sqla_pool.dburl``).
+#: No underscore: urllib does not read a name with one as a scheme.
+URL_SCHEMES = {
+    "postgres-pool": "django_sqla_pool.backends.postgresql",
+    "postgis-pool": "django_sqla_pool.backends.postgis",
+}
 
 
 def is_pooled(settings_dict: Mapping[str, Any]) -> bool:
