@@ -32,3 +32,11 @@ tox: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
+
+# The suite on the pooled PostGIS ENGINE, the GeoDjango tests included; needs a server with
+# PostGIS (Debian: postgresql-15-postgis-3) and GDAL (gdal-bin). The test database gets
+# CREATE EXTENSION postgis from Django's PostGIS backend.
+GIS_DATABASE_URL ?= postgis-pool://postgres@127.0.0.1:5432/sqla_pool_gis
+.PHONY: test-gis
+test-gis: $(BIN)/.installed
+	DATABASE_URL=$(GIS_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -45,10 +45,10 @@ def check_pool_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
 def raise_for_unregistered_url_scheme(databases: Mapping[str, Mapping[str, Any]]) -> None:
     """ImproperlyConfigured if an ENGINE is one of our URL schemes, as parsed without them.
 
-    django-environ copies a scheme it does not know into ENGINE. Called from
-    AppConfig.ready(), because Django imports the ENGINE (and fails with "No
-    module named 'postgres-pool'") before any system check runs in `migrate`
-    and `test`.
+    django-environ copies a scheme it does not know into ENGINE. Called when
+    the app config is created, because Django imports the ENGINE (and fails
+    with "No module named 'postgres-pool'") as soon as a models module is
+    imported, long before any system check runs.
     """
     for alias, settings_dict in databases.items():
         engine = settings_dict.get("ENGINE")
