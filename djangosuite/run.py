@@ -308,8 +308,10 @@ def run_suite(args: argparse.Namespace, tree: Path, engine: str) -> Result:
         *args.runtests_args,
         *args.apps,
     ]
-    log(f"ENGINE {engine}, databases {databases['default']['NAME']} and "
-        f"{databases['other']['NAME']} on {databases['default']['HOST']}")
+    log(
+        f"ENGINE {engine}, databases {databases['default']['NAME']} and "
+        f"{databases['other']['NAME']} on {databases['default']['HOST']}"
+    )
     log(f"settings in {work}; running in {tree / 'tests'}:")
     log("  " + " ".join(command))
     result = Result(engine)
@@ -355,13 +357,17 @@ def report(args: argparse.Namespace, result: Result, expected: list[Expected]) -
         f"{result.skipped} skipped, {result.seconds:.0f} s wall time"
     )
     for entry in passed_anyway:
-        log(f"warning: expected to fail but passed: {entry.test} "
-            f"(expected_failures.txt line {entry.line}: remove it if it keeps passing)")
+        log(
+            f"warning: expected to fail but passed: {entry.test} "
+            f"(expected_failures.txt line {entry.line}: remove it if it keeps passing)"
+        )
     for test in unexpected:
         log(f"UNEXPECTED {failed[test]}: {test}")
     if not result.complete:
-        log(f"the run did not finish (runtests.py exit code {result.exit_code}): "
-            "see the output above")
+        log(
+            f"the run did not finish (runtests.py exit code {result.exit_code}): "
+            "see the output above"
+        )
         return False
     return not unexpected
 
@@ -370,8 +376,10 @@ def compare(ours: Result, theirs: Result) -> None:
     only_ours = sorted(set(ours.failed) - set(theirs.failed))
     both = sorted(set(ours.failed) & set(theirs.failed))
     only_theirs = sorted(set(theirs.failed) - set(ours.failed))
-    log(f"compared with {theirs.engine}: {theirs.run} tests run, "
-        f"{len(theirs.failed)} failed or errored, {theirs.seconds:.0f} s wall time")
+    log(
+        f"compared with {theirs.engine}: {theirs.run} tests run, "
+        f"{len(theirs.failed)} failed or errored, {theirs.seconds:.0f} s wall time"
+    )
     for title, tests in (
         (f"fail only with {ours.engine}", only_ours),
         ("fail with both (Django's own)", both),
@@ -387,29 +395,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         epilog="Arguments after -- go to runtests.py (e.g. -- --keepdb -k test_signal).",
     )
-    parser.add_argument("--apps", nargs="+", default=DEFAULT_APPS, metavar="APP",
-                        help="test labels for runtests.py (default: the 22 database apps)")
-    parser.add_argument("--engine", default=OUR_ENGINE,
-                        help=f"the ENGINE to test (default {OUR_ENGINE})")
-    parser.add_argument("--compare", action="store_true",
-                        help="then run the same apps on the Django backend the ENGINE "
-                             f"extends ({DJANGO_ENGINE} for ours) and list the failures "
-                             "each has")
-    parser.add_argument("--parallel", default="2",
-                        help="runtests.py --parallel (default 2)")
+    parser.add_argument(
+        "--apps",
+        nargs="+",
+        default=DEFAULT_APPS,
+        metavar="APP",
+        help="test labels for runtests.py (default: the 22 database apps)",
+    )
+    parser.add_argument(
+        "--engine", default=OUR_ENGINE, help=f"the ENGINE to test (default {OUR_ENGINE})"
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="then run the same apps on the Django backend the ENGINE "
+        f"extends ({DJANGO_ENGINE} for ours) and list the failures "
+        "each has",
+    )
+    parser.add_argument("--parallel", default="2", help="runtests.py --parallel (default 2)")
     parser.add_argument("--verbosity", type=int, default=1)
-    parser.add_argument("--timeout", type=float, default=1800,
-                        help="seconds before a run is stopped and counted as failed")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="seconds before a run is stopped and counted as failed",
+    )
     parser.add_argument("--expected", type=Path, default=HERE / "expected_failures.txt")
-    parser.add_argument("--cache", type=Path,
-                        default=Path.home() / ".cache" / "django-sqla-pool" / "django-suite")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_URL),
-                        help=f"the server (default $DATABASE_URL, else {DEFAULT_URL})")
+    parser.add_argument(
+        "--cache", type=Path, default=Path.home() / ".cache" / "django-sqla-pool" / "django-suite"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", DEFAULT_URL),
+        help=f"the server (default $DATABASE_URL, else {DEFAULT_URL})",
+    )
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
     if "--" in argv:
         at = argv.index("--")
-        argv, extra = argv[:at], argv[at + 1:]
+        argv, extra = argv[:at], argv[at + 1 :]
     args = parser.parse_args(argv)
     args.runtests_args = extra
     args.driver = driver_name()

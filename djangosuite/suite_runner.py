@@ -37,21 +37,21 @@ def recording(base: type[unittest.TextTestResult]) -> type[unittest.TextTestResu
         def _record(self, test: Any, kind: str) -> None:
             self.failed_ids.setdefault(test_id(test), kind)
 
-        def addError(self, test: Any, err: Any) -> None:
+        def addError(self, test: Any, err: Any) -> None:  # noqa: N802
             super().addError(test, err)
             self._record(test, "error")
 
-        def addFailure(self, test: Any, err: Any) -> None:
+        def addFailure(self, test: Any, err: Any) -> None:  # noqa: N802
             super().addFailure(test, err)
             self._record(test, "failure")
 
-        def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:
+        def addSubTest(self, test: Any, subtest: Any, err: Any) -> None:  # noqa: N802
             super().addSubTest(test, subtest, err)
             if err is not None:
                 failure = issubclass(err[0], test.failureException)
                 self._record(test, "failure" if failure else "error")
 
-        def addUnexpectedSuccess(self, test: Any) -> None:
+        def addUnexpectedSuccess(self, test: Any) -> None:  # noqa: N802
             super().addUnexpectedSuccess(test)
             self._record(test, "unexpected success")
 
