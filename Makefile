@@ -33,6 +33,25 @@ tox: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 
+# Django's own test suite with this ENGINE (djangosuite/run.py), in a venv of
+# its own per Django version and driver:
+#   make django-suite DJANGO=6.1 DRIVER=psycopg3 [DJSUITE_ARGS="--apps backends"]
+DJANGO ?= 6.1
+DRIVER ?= psycopg3
+DJSUITE_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) python3.12)
+DJSUITE_VENV := .venv-djsuite-$(DJANGO)-$(DRIVER)
+DJSUITE_DRIVER_PKG := $(if $(filter psycopg2,$(DRIVER)),psycopg2-binary,psycopg[binary])
+
+$(DJSUITE_VENV)/bin/.installed: pyproject.toml
+	$(DJSUITE_PYTHON) -m venv $(DJSUITE_VENV)
+	$(DJSUITE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DJSUITE_VENV)/bin/python -m pip install -q -e . "Django~=$(DJANGO).0" "$(DJSUITE_DRIVER_PKG)"
+	touch $@
+
+.PHONY: django-suite
+django-suite: $(DJSUITE_VENV)/bin/.installed
+	$(DJSUITE_VENV)/bin/python djangosuite/run.py $(DJSUITE_ARGS)
+
 # The suite on the pooled PostGIS ENGINE, the GeoDjango tests included; needs a server with
 # PostGIS (Debian: postgresql-15-postgis-3) and GDAL (gdal-bin). The test database gets
 # CREATE EXTENSION postgis from Django's PostGIS backend.

@@ -18,7 +18,7 @@ from .conf import URL_SCHEMES, InvalidPoolSetting, is_pooled, parse_pool_setting
 _HINTS = {
     "django_sqla_pool.E001": "See the options table in django_sqla_pool's README.",
     "django_sqla_pool.E002": "Set CONN_MAX_AGE to 0; the pool keeps the connections open.",
-    "django_sqla_pool.E003": "Remove OPTIONS['pool']; use pool_size and max_overflow.",
+    "django_sqla_pool.E003": "Set OPTIONS['pool'] to False or remove it; use pool_size.",
 }
 
 
