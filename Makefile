@@ -48,3 +48,29 @@ faults-short: $(BIN)/.faults-installed
 # the sdist's tests from the unpacked sdist (see .ci/build-check).
 build-check: $(BIN)/.installed
 	BIN=$(BIN) .ci/build-check
+# Django's own test suite with this ENGINE (djangosuite/run.py), in a venv of
+# its own per Django version and driver:
+#   make django-suite DJANGO=6.1 DRIVER=psycopg3 [DJSUITE_ARGS="--apps backends"]
+DJANGO ?= 6.1
+DRIVER ?= psycopg3
+DJSUITE_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) python3.12)
+DJSUITE_VENV := .venv-djsuite-$(DJANGO)-$(DRIVER)
+DJSUITE_DRIVER_PKG := $(if $(filter psycopg2,$(DRIVER)),psycopg2-binary,psycopg[binary])
+
+$(DJSUITE_VENV)/bin/.installed: pyproject.toml
+	$(DJSUITE_PYTHON) -m venv $(DJSUITE_VENV)
+	$(DJSUITE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DJSUITE_VENV)/bin/python -m pip install -q -e . "Django~=$(DJANGO).0" "$(DJSUITE_DRIVER_PKG)"
+	touch $@
+
+.PHONY: django-suite
+django-suite: $(DJSUITE_VENV)/bin/.installed
+	$(DJSUITE_VENV)/bin/python djangosuite/run.py $(DJSUITE_ARGS)
+
+# The suite on the pooled PostGIS ENGINE, the GeoDjango tests included; needs a server with
+# PostGIS (Debian: postgresql-15-postgis-3) and GDAL (gdal-bin). The test database gets
+# CREATE EXTENSION postgis from Django's PostGIS backend.
+GIS_DATABASE_URL ?= postgis-pool://postgres@127.0.0.1:5432/sqla_pool_gis
+.PHONY: test-gis
+test-gis: $(BIN)/.installed
+	DATABASE_URL=$(GIS_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)

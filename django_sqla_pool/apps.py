@@ -1,10 +1,21 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class DjangoSqlaPoolConfig(AppConfig):
     name = "django_sqla_pool"
     verbose_name = "Connection pool"
     default_auto_field = "django.db.models.AutoField"
+
+    def __init__(self, app_name: str, app_module: Any) -> None:
+        super().__init__(app_name, app_module)
+        # Here, not in ready(): the first models module imported makes Django
+        # import the ENGINE, which fails with "No module named 'postgres-pool'".
+        from .checks import raise_for_unregistered_url_scheme
+
+        raise_for_unregistered_url_scheme(settings.DATABASES)
 
     def ready(self) -> None:
         from django.conf import settings

@@ -15,10 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.exceptions import ImproperlyConfigured
 
 from .conf import (
     HEALTH_TIMEOUT_SETTING,
     STATS_TOKEN_SETTING,
+    URL_SCHEMES,
     InvalidPoolSetting,
     health_timeout,
     is_pooled,
@@ -32,7 +34,7 @@ HOME_URL = "https://github.com/django-sqla-pool/django-sqla-pool"
 _HINTS = {
     "django_sqla_pool.E001": f"See the options table in the README: {HOME_URL}#options",
     "django_sqla_pool.E002": "Set CONN_MAX_AGE to 0; the pool keeps the connections open.",
-    "django_sqla_pool.E003": "Remove OPTIONS['pool']; use pool_size and max_overflow.",
+    "django_sqla_pool.E003": "Set OPTIONS['pool'] to False or remove it; use pool_size.",
     "django_sqla_pool.E004": "See docs/observability.md, 'Settings'.",
 }
 
@@ -83,3 +85,22 @@ def check_observe_settings(app_configs: Any = None, **kwargs: Any) -> list[Check
         except InvalidPoolSetting as error:
             errors.append(Error(str(error), hint=_HINTS[error.check_id], id=error.check_id))
     return errors
+
+
+def raise_for_unregistered_url_scheme(databases: Mapping[str, Mapping[str, Any]]) -> None:
+    """ImproperlyConfigured if an ENGINE is one of our URL schemes, as parsed without them.
+
+    django-environ copies a scheme it does not know into ENGINE. Called when
+    the app config is created, because Django imports the ENGINE (and fails
+    with "No module named 'postgres-pool'") as soon as a models module is
+    imported, long before any system check runs.
+    """
+    for alias, settings_dict in databases.items():
+        engine = settings_dict.get("ENGINE")
+        if engine in URL_SCHEMES:
+            raise ImproperlyConfigured(
+                f"DATABASES[{alias!r}]['ENGINE'] = {engine!r} is a database-URL scheme of "
+                "django_sqla_pool, read by a URL parser that did not know it. Add "
+                "`import django_sqla_pool.dburl` to settings.py above the line that parses "
+                f"the URL; {engine}:// then gives ENGINE {URL_SCHEMES[engine]!r}."
+            )

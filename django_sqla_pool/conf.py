@@ -17,7 +17,17 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 #: The ENGINEs of this package: every DATABASES entry naming one of them is pooled.
-ENGINES = ("django_sqla_pool.backends.postgresql",)
+ENGINES = (
+    "django_sqla_pool.backends.postgresql",
+    "django_sqla_pool.backends.postgis",
+)
+
+#: Database-URL schemes of those ENGINEs (registered by ``django_sqla_pool.dburl``).
+#: No underscore: urllib does not read a name with one as a scheme.
+URL_SCHEMES = {
+    "postgres-pool": "django_sqla_pool.backends.postgresql",
+    "postgis-pool": "django_sqla_pool.backends.postgis",
+}
 
 
 def is_pooled(settings_dict: Mapping[str, Any]) -> bool:
@@ -126,11 +136,24 @@ _PASS_THROUGH = frozenset(
         "context",
         "autocommit",
         "row_factory",
+        "pool",  # Django's own pool: allowed only when off (see pool_option_off)
     ]
 )
 
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
 _FALSE = {"0", "false", "no", "off", "f", "n"}
+
+
+def pool_option_off(value: Any) -> bool:
+    """True when ``OPTIONS["pool"] = value`` leaves Django's own pool off.
+
+    Django takes any false value as off (its tests set False to bypass its
+    pool); an env file or URL gives strings, which Django would take as on,
+    so "false", "0", "none", "off", "no" count as off here too.
+    """
+    if isinstance(value, str):
+        return value.strip().lower() in _FALSE | {"none", ""}
+    return not value
 
 
 @dataclass(frozen=True)
@@ -278,8 +301,12 @@ def _as_number(alias: str, key: str, value: Any, spec: _Number) -> Any:
         raise _fail(alias, key, value, spec.rule)
     try:
         number = spec.kind(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise _fail(alias, key, value, spec.rule) from None
+    # float("nan") and float("inf") parse; NaN compares false with every bound
+    # and an infinite time or size means nothing here (None disables).
+    if not math.isfinite(number):
+        raise _fail(alias, key, value, spec.rule)
     if number < spec.minimum or (spec.exclusive and number == spec.minimum):
         raise _fail(alias, key, value, spec.rule)
     return number
@@ -330,11 +357,12 @@ def parse_pool_settings(alias: str, settings_dict: Mapping[str, Any]) -> PoolSet
     value and the rule.
     """
     options = settings_dict.get("OPTIONS") or {}
-    if "pool" in options:
+    if not pool_option_off(options.get("pool")):
         raise InvalidPoolSetting(
-            f"DATABASES[{alias!r}]['OPTIONS']['pool'] turns on Django's own psycopg pool, "
-            "which would sit under this package's pool. Remove it and configure "
-            "django_sqla_pool with pool_size, max_overflow, pool_timeout, ... instead.",
+            f"DATABASES[{alias!r}]['OPTIONS']['pool'] = {options['pool']!r} turns on "
+            "Django's own psycopg pool, which would sit under this package's pool. Remove "
+            "it (or set it to False) and configure django_sqla_pool with pool_size, "
+            "max_overflow, pool_timeout, ... instead.",
             "django_sqla_pool.E003",
         )
     max_age = settings_dict.get("CONN_MAX_AGE", 0)

@@ -13,6 +13,7 @@ from django.db import connection, connections
 
 from django_sqla_pool import registry
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+from django_sqla_pool.conf import URL_SCHEMES
 from django_sqla_pool.driver import Database
 
 # The throwaway cluster that fault tests restart, stall and cut off.
@@ -91,9 +92,11 @@ def database_url(password: str = "", port: Any = None, dbname: str | None = None
     host = params.get("host") or "127.0.0.1"
     port = port or params.get("port") or 5432
     dbname = dbname or params["dbname"]
+    # The scheme of the suite's own ENGINE, so subprocesses use it too (PostGIS or not).
+    scheme = next(s for s, e in URL_SCHEMES.items() if e == connection.settings_dict["ENGINE"])
     if host.startswith("/"):  # the embedded server listens on a socket directory
-        return f"postgres://{user}{secret}@/{dbname}?host={quote(host, safe='/')}&port={port}"
-    return f"postgres://{user}{secret}@{host}:{port}/{dbname}"
+        return f"{scheme}://{user}{secret}@/{dbname}?host={quote(host, safe='/')}&port={port}"
+    return f"{scheme}://{user}{secret}@{host}:{port}/{dbname}"
 
 
 def raw_connect(**overrides: Any) -> RawConnection:

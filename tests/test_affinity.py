@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.backends.postgresql import base
 from django.db.backends.signals import connection_created
 from sqlalchemy import event
 
@@ -23,12 +24,26 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def setups() -> Iterator[list[str]]:
-    """The aliases whose wrappers ran Django's full connect() (connection_created)."""
+def setups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The aliases whose wrappers ran Django's connection setup (full connect())."""
     seen: list[str] = []
+    original = base.DatabaseWrapper.init_connection_state
+
+    def init_connection_state(self: Any) -> None:
+        seen.append(self.alias)
+        original(self)
+
+    monkeypatch.setattr(base.DatabaseWrapper, "init_connection_state", init_connection_state)
+    return seen
+
+
+@pytest.fixture
+def signals() -> Iterator[list[tuple[Any, Any]]]:
+    """(sender, connection) of every connection_created signal sent."""
+    seen: list[tuple[Any, Any]] = []
 
     def receiver(sender: Any, connection: Any, **kwargs: Any) -> None:
-        seen.append(connection.alias)
+        seen.append((sender, connection))
 
     connection_created.connect(receiver)
     yield seen
@@ -53,6 +68,42 @@ def test_a_wrapper_takes_back_its_idle_connection_without_django_setup(
     assert pool.checkedout() == 1
     assert setups.count("affinity") == 1  # Django's connect() ran once
     assert (pool.stats.checkouts, pool.stats.checkins) == (2, 1)
+
+
+def test_connection_created_is_sent_at_every_checkout_the_take_back_included(
+    make_wrapper, setups, signals
+) -> None:
+    # As Django's connect() and Django's own pool do; receivers rely on it.
+    db = make_wrapper("signal")
+    pid = backend_pid(db)
+    db.close()
+    assert backend_pid(db) == pid
+    assert setups.count("signal") == 1  # the second checkout was a take-back
+    assert signals == [(type(db), db), (type(db), db)]
+
+
+def test_a_receiver_connected_while_the_connection_was_parked_sees_the_take_back(
+    make_wrapper, setups
+) -> None:
+    # What contrib.postgres does when installed late (modify_settings in Django's
+    # postgres_tests): its receiver registers type adapters on each connection.
+    # A connection set up before it was connected, parked, then taken back must
+    # get them too (Django 5.2 postgres_tests.test_bulk_update failed without).
+    db = make_wrapper("late_receiver")
+    backend_pid(db)
+    db.close()
+    registered: list[Any] = []
+
+    def register_adapters(sender: Any, connection: Any, **kwargs: Any) -> None:
+        registered.append(connection.connection)
+
+    connection_created.connect(register_adapters)
+    try:
+        backend_pid(db)
+    finally:
+        connection_created.disconnect(register_adapters)
+    assert setups.count("late_receiver") == 1  # a take-back
+    assert registered == [db.connection]
 
 
 def test_a_connection_another_wrapper_used_since_gets_django_setup_again(
@@ -157,3 +208,30 @@ def test_checkin_listeners_still_run_when_a_connection_is_returned(make_wrapper)
     db.close()
     assert seen == [conn]
     assert pool.checkedin() == 1
+
+
+def test_contrib_postgres_installed_while_parked_registers_hstore_at_take_back(setups) -> None:
+    # The cause of Django 5.2's order-dependent postgres_tests.test_bulk_update
+    # failure ("cannot adapt type 'dict'" for an HStoreField): contrib.postgres
+    # was installed (modify_settings) while the test connection was parked, its
+    # ready() registers adapters only on open connections, and the take-back
+    # sent no connection_created for its receiver to register them.
+    from django.contrib.postgres.signals import get_citext_oids, get_hstore_oids
+    from django.test.utils import modify_settings
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+    pid = backend_pid(connection)
+    connection.close()  # parked: idle in the pool, to be taken back
+    get_hstore_oids.cache_clear()
+    get_citext_oids.cache_clear()
+    try:
+        with modify_settings(INSTALLED_APPS={"append": "django.contrib.postgres"}):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT (%s::hstore) -> 'a'", [{"a": "1"}])
+                assert cursor.fetchone()[0] == "1"
+            assert backend_pid(connection) == pid
+    finally:
+        get_hstore_oids.cache_clear()
+        get_citext_oids.cache_clear()
+    assert setups.count(connection.alias) == 0  # taken back, not set up again

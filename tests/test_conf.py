@@ -10,7 +10,7 @@ from django.db import connection
 
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.checks import check_pool_settings, pool_setting_errors
-from django_sqla_pool.conf import PoolSettings, parse_pool_settings
+from django_sqla_pool.conf import _NUMBERS, PoolSettings, parse_pool_settings
 
 ENGINE = "django_sqla_pool.backends.postgresql"
 
@@ -116,6 +116,20 @@ def test_sizing_options_defaults_and_strings() -> None:
     assert (settings.pool_min_size, settings.pool_idle_timeout) == (3, 300.0)
     assert parse(pool_idle_timeout="none").pool_idle_timeout is None
     assert parse(pool_size=2, max_overflow=0, pool_min_size=2).pool_min_size == 2
+
+
+NUMERIC_KEYS = sorted(_NUMBERS)
+
+
+@pytest.mark.parametrize("key", NUMERIC_KEYS)
+@pytest.mark.parametrize("value", ["nan", " NaN ", float("nan"), "inf", float("inf"), "-inf"])
+def test_nan_and_infinity_are_rejected_for_every_numeric_option(key: str, value: Any) -> None:
+    # NaN compares false with every bound, so it used to pass the range checks
+    # (pool_pre_ping_window=nan made every checkout ping).
+    with pytest.raises(ImproperlyConfigured) as info:
+        parse(**{key: value})
+    message = str(info.value)
+    assert f"['{key}']" in message and repr(value) in message and _NUMBERS[key].rule in message
 
 
 def test_unknown_pool_key_suggests_the_close_one() -> None:

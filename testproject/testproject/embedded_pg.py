@@ -31,7 +31,7 @@ _HOW_TO = (
 
 
 def _url(socket_dir: str) -> str:
-    return f"postgres://postgres@/{DB_NAME}?host={quote(socket_dir, safe='/')}"
+    return f"postgres-pool://postgres@/{DB_NAME}?host={quote(socket_dir, safe='/')}"
 
 
 def _with_pgserver() -> str | None:

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import environ
 
+import django_sqla_pool.dburl  # noqa: F401  (the postgres-pool:// and postgis-pool:// schemes)
+
 from .embedded_pg import ensure_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,10 +55,17 @@ TEMPLATES = [
     },
 ]
 
-# The pool's options may ride on the URL: postgres://.../db?pool_size=5&max_overflow=5
-DATABASES = {
-    "default": env.db_url("DATABASE_URL", engine="django_sqla_pool.backends.postgresql"),
-}
+# The pool's options may ride on the URL: postgres-pool://.../db?pool_size=5&max_overflow=5,
+# and postgis-pool:// selects the pooled PostGIS ENGINE (GeoDjango).
+DATABASES = {"default": env.db_url("DATABASE_URL")}
+# The demo pools plain postgres:// and postgis:// URLs too (the README's `make test` examples).
+DATABASES["default"]["ENGINE"] = {
+    "django.db.backends.postgresql": "django_sqla_pool.backends.postgresql",
+    "django.contrib.gis.db.backends.postgis": "django_sqla_pool.backends.postgis",
+}.get(DATABASES["default"]["ENGINE"], DATABASES["default"]["ENGINE"])
+# GeoDjango imports GDAL, so its apps are installed only when the URL asks for PostGIS.
+if DATABASES["default"]["ENGINE"] == "django_sqla_pool.backends.postgis":
+    INSTALLED_APPS += ["django.contrib.gis", "geodemo"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("OPTIONS", {})
 for key, value in {
