@@ -345,8 +345,13 @@ class PooledDatabaseWrapperMixin(_Base):
         return cached.marker if clean else None
 
     def close_pool(self) -> None:
-        super().close_pool()
-        registry.close_pools(self.alias)
+        try:
+            super().close_pool()
+        finally:
+            # Even when Django's part raises (OPTIONS["pool"] set to a value
+            # refused with E003): an idle connection left here would keep
+            # DROP DATABASE of a test database from running.
+            registry.close_pools(self.alias)
 
     def _forget_pooled_connection(self) -> None:
         """After fork(): drop the parent's connection without closing or resetting it."""
