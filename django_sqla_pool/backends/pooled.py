@@ -297,7 +297,7 @@ class PooledDatabaseWrapperMixin(_Base):
         # As Django's connect() and its own pool do at every checkout: receivers
         # connected since this connection's setup must see it too (contrib.postgres
         # registers its type adapters here when installed later, e.g. by
-        # modify_settings in tests). About 1 µs with no receiver.
+        # modify_settings in tests). Under 1 µs with no receiver.
         connection_created.send(sender=self.__class__, connection=self)
         return True
 
