@@ -82,6 +82,7 @@ def test_close_pool_closes_our_pools_even_when_djangos_part_raises(make_wrapper)
     db.close()
     assert pool_of(db).checkedin() == 1
     db.settings_dict["OPTIONS"]["pool"] = True
-    with pytest.raises(ImproperlyConfigured, match="Django's own psycopg pool"):
+    # E003 under psycopg 3; under psycopg2 Django's "Error loading psycopg_pool" first.
+    with pytest.raises(ImproperlyConfigured):
         db.close_pool()
     assert registry.pools("close_pool_raises") == []
