@@ -79,6 +79,25 @@ DEFAULT_APPS = [
     "admin_views",
 ]
 
+# The apps whose tests depend on the driver (adaptation, connection setup,
+# transactions, PostgreSQL types, time zones, COPY, cursors): a second driver is
+# run on these, to keep CI's time in bounds.
+DRIVER_APPS = [
+    "backends",
+    "transactions",
+    "select_for_update",
+    "queries",
+    "model_fields",
+    "db_functions",
+    "postgres_tests",
+    "timezones",
+    "expressions",
+    "dbshell",
+    "db_utils",
+    "async",
+]
+APP_SETS = {"database": DEFAULT_APPS, "driver": DRIVER_APPS}
+
 # From tests/requirements/py3.txt, what the database apps use (hashers, images,
 # YAML fixtures, tracebacks from parallel workers ...). Left out: memcached, redis,
 # watchman, selenium, black and the mail server, which only other apps use, and
@@ -134,15 +153,17 @@ def fetch_sdist(version: str, cache: Path) -> Path:
         archives = list(cache.glob(f"[dD]jango-{version}.tar.gz"))
     if not archives:
         sys.exit(f"pip download left no Django-{version}.tar.gz in {cache}")
-    partial = cache / f".django-{version}.partial"
+    # Unpacked beside, then moved in place whole: a run that starts meanwhile
+    # (another venv, another helper) never sees half a tree.
+    partial = cache / f".django-{version}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     with tarfile.open(archives[0]) as archive:
         archive.extractall(partial, filter="data")
-    # The archive holds one top folder; moved in place only when complete.
     (top,) = partial.iterdir()
-    shutil.rmtree(tree, ignore_errors=True)
-    top.rename(tree)
-    partial.rmdir()
+    if not (tree / "tests" / "runtests.py").is_file():
+        shutil.rmtree(tree, ignore_errors=True)
+        top.rename(tree)
+    shutil.rmtree(partial, ignore_errors=True)
     return tree
 
 
@@ -398,9 +419,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--apps",
         nargs="+",
-        default=DEFAULT_APPS,
         metavar="APP",
-        help="test labels for runtests.py (default: the 22 database apps)",
+        help="test labels for runtests.py (default: --app-set database)",
+    )
+    parser.add_argument(
+        "--app-set",
+        choices=sorted(APP_SETS),
+        default="database",
+        help="a named list of apps: database (the 22 database apps), driver (the 12 "
+        "of them whose tests depend on the driver)",
     )
     parser.add_argument(
         "--engine", default=OUR_ENGINE, help=f"the ENGINE to test (default {OUR_ENGINE})"
@@ -436,6 +463,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         argv, extra = argv[:at], argv[at + 1 :]
     args = parser.parse_args(argv)
     args.runtests_args = extra
+    if not args.apps:
+        args.apps = APP_SETS[args.app_set]
     args.driver = driver_name()
     return args
 

@@ -68,3 +68,21 @@ def test_djangos_no_pool_connection_helper_works() -> None:
             assert cursor.fetchone()[0] == 1
     finally:
         new_connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_close_pool_closes_our_pools_even_when_djangos_part_raises(make_wrapper) -> None:
+    # Django's test_connect_pool_with_timezone: a connection with the pool off,
+    # then OPTIONS["pool"] = True (refused) and close_pool(). The idle connection
+    # left in our pool made the serial run's DROP DATABASE fail.
+    from django_sqla_pool import registry
+
+    db = make_wrapper("close_pool_raises", pool=False)
+    backend_pid(db)
+    db.close()
+    assert pool_of(db).checkedin() == 1
+    db.settings_dict["OPTIONS"]["pool"] = True
+    # E003 under psycopg 3; under psycopg2 Django's "Error loading psycopg_pool" first.
+    with pytest.raises(ImproperlyConfigured):
+        db.close_pool()
+    assert registry.pools("close_pool_raises") == []

@@ -355,7 +355,7 @@ class PooledDatabaseWrapperMixin(_Base):
         # As Django's connect() and its own pool do at every checkout: receivers
         # connected since this connection's setup must see it too (contrib.postgres
         # registers its type adapters here when installed later, e.g. by
-        # modify_settings in tests). About 1 µs with no receiver.
+        # modify_settings in tests). Under 1 µs with no receiver.
         connection_created.send(sender=self.__class__, connection=self)
         return True
 
@@ -403,8 +403,13 @@ class PooledDatabaseWrapperMixin(_Base):
         return cached.marker if clean else None
 
     def close_pool(self) -> None:
-        super().close_pool()
-        registry.close_pools(self.alias)
+        try:
+            super().close_pool()
+        finally:
+            # Even when Django's part raises (OPTIONS["pool"] set to a value
+            # refused with E003): an idle connection left here would keep
+            # DROP DATABASE of a test database from running.
+            registry.close_pools(self.alias)
 
     def _forget_pooled_connection(self) -> None:
         """After fork(): drop the parent's connection without closing or resetting it."""
