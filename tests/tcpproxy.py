@@ -8,6 +8,7 @@ Only 127.0.0.1 is used; every thread is a daemon and close() ends them.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -36,10 +37,8 @@ class TcpProxy:
         if listener is not None:
             # shutdown() first: close() alone leaves the socket listening
             # while the accepting thread is blocked in accept() on it.
-            try:
+            with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             listener.close()
 
     def hold(self) -> None:
@@ -114,7 +113,5 @@ class TcpProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

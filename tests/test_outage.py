@@ -260,7 +260,7 @@ def proxied_params(proxy: TcpProxy) -> dict[str, Any]:
 
 def start_late_attempt(pool: SqlaPool, proxy: TcpProxy, results: list[Any]) -> threading.Thread:
     """Past the grace: one checkout's connection attempt, held by the proxy."""
-    with pytest.raises(PoolConnectError, match="connect_grace=0.2 s is over"):
+    with pytest.raises(PoolConnectError, match=r"connect_grace=0\.2 s is over"):
         use(pool)  # the outage begins, and its grace runs out
     proxy.hold()
     attempter = checkout_in_thread(pool, results)
