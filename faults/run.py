@@ -97,10 +97,11 @@ def stall_bound(bounds: dict[str, float | None], fault: str) -> float | None:
     connection (connect_timeout), the grace, and the late attempt
     (connect_timeout). Then, on a dead network path (black hole), a query
     fails within tcp_user_timeout while unacknowledged and within about
-    keepalives_idle + tcp_user_timeout while waiting for its result. A frozen
-    server (SIGSTOP) bounds only the checkout: the kernel still acknowledges,
-    so a query sent on a connection that skipped the ping is not bounded
-    (documented), and the assertion shows it.
+    keepalives_idle + tcp_user_timeout while waiting for its result. On a
+    frozen server (SIGSTOP) only the checkout is bounded: the kernel still
+    acknowledges, so a query already sent, or sent on a connection that
+    skipped the ping, waits for the server (documented); assert_sigstop()
+    applies this bound to the requests that fail, not to those that wait.
     """
     parts = [bounds["ping_timeout"], bounds["connect_grace"], bounds["connect_timeout"]]
     if None in parts:
