@@ -6,9 +6,12 @@ seconds from the first failure instead of failing at once. One thread at a
 time makes the connection attempt (with backoff and jitter between
 attempts); the others wait for its outcome, so a hundred waiting requests
 cost the server one connection attempt, not a hundred. Beyond the grace
-bound checkouts fail fast; each one still makes a single attempt if no
-other thread is making one, so the first checkout after the server returns
-succeeds.
+bound checkouts fail fast: one that arrives while another thread's attempt
+is under way waits for that attempt's outcome (at most connect_timeout) and
+checks out if the server answered, or fails if it did not; one that finds
+no attempt under way makes a single attempt itself. So the first checkouts
+after the server returns succeed, and none fails while an attempt that is
+about to succeed is in progress.
 """
 
 from __future__ import annotations
@@ -113,6 +116,9 @@ class Outage:
         self._attempter: int | None = None
         self._failures = 0
         self._next_attempt = 0.0
+        #: Outcomes (failed or answered) of connection attempts so far: a
+        #: checkout waiting for an attempt knows from it when that one ended.
+        self._outcomes = 0
 
     def gate(self) -> None:
         """Called before opening a connection: raise ServerDown unless this thread may try."""
@@ -145,6 +151,7 @@ class Outage:
             self.last_error = describe(error)
             delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self._failures)
             self._failures += 1
+            self._outcomes += 1
             self._next_attempt = now + delay * random.uniform(0.5, 1.0)
             if self._attempter == threading.get_ident():
                 self._attempter = None
@@ -157,6 +164,7 @@ class Outage:
             since = self.since
             self.since = None
             self._attempter = None
+            self._outcomes += 1
             self._cond.notify_all()
         return None if since is None else time.monotonic() - since
 
@@ -174,6 +182,7 @@ class Outage:
         the grace ran out.
         """
         me = threading.get_ident()
+        awaited: int | None = None  # past the grace: the attempt this thread waits for
         with self._cond:
             while True:
                 since = self.since
@@ -182,12 +191,22 @@ class Outage:
                 now = time.monotonic()
                 grace_end = since + self.grace
                 if now >= grace_end:
-                    # Fail fast, but let one thread at a time find out
-                    # whether the server is back, without backoff.
-                    if self._attempter is None and not attempted_late:
+                    # Fail fast, but never while an attempt that may succeed
+                    # is under way: wait for its outcome (the attempt is
+                    # bounded by connect_timeout; the wait also by this
+                    # checkout's deadline). If it failed, give up without an
+                    # attempt of our own; if nobody is attempting, one thread
+                    # at a time finds out, without backoff.
+                    ended = awaited is not None and self._outcomes != awaited
+                    if attempted_late or ended or now >= deadline:
+                        return GIVE_UP
+                    if self._attempter is None:
                         self._attempter = me
                         return ATTEMPT
-                    return GIVE_UP
+                    if awaited is None:
+                        awaited = self._outcomes
+                    self._cond.wait(deadline - now)
+                    continue
                 if now >= deadline:
                     return GIVE_UP
                 if self._attempter is None and now >= self._next_attempt:

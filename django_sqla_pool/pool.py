@@ -517,6 +517,12 @@ class SqlaPool(QueuePool):
             else:
                 self._server_answered()
             raise
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, a gevent Timeout): end this
+            # thread's turn, or checkouts waiting for its outcome would wait
+            # out their whole bound.
+            outage.release()
+            raise
         self._server_answered()
         try:
             server_settings.apply_and_verify(conn, self.settings, self._where)

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -31,6 +32,7 @@ from cluster import Blackhole, Cluster, PgBouncer, Prober, Sampler
 from load import Load, Record, http_request
 from metrics import errors_text, ms, summarize
 from servers import LABELS, CeleryWorker, WebServer
+from stallprobe import StallProbe
 
 BACKENDS = ("sqla", "djpool", "plain")
 PORT_DB, PORT_BOUNCER = 55431, 55432
@@ -95,10 +97,11 @@ def stall_bound(bounds: dict[str, float | None], fault: str) -> float | None:
     connection (connect_timeout), the grace, and the late attempt
     (connect_timeout). Then, on a dead network path (black hole), a query
     fails within tcp_user_timeout while unacknowledged and within about
-    keepalives_idle + tcp_user_timeout while waiting for its result. A frozen
-    server (SIGSTOP) bounds only the checkout: the kernel still acknowledges,
-    so a query sent on a connection that skipped the ping is not bounded
-    (documented), and the assertion shows it.
+    keepalives_idle + tcp_user_timeout while waiting for its result. On a
+    frozen server (SIGSTOP) only the checkout is bounded: the kernel still
+    acknowledges, so a query already sent, or sent on a connection that
+    skipped the ping, waits for the server (documented); assert_sigstop()
+    applies this bound to the requests that fail, not to those that wait.
     """
     parts = [bounds["ping_timeout"], bounds["connect_grace"], bounds["connect_timeout"]]
     if None in parts:
@@ -128,6 +131,8 @@ class Harness:
         self.prober: Prober | None = None
         self.sampler: Sampler | None = None
         self.bounds = package_bounds()
+        self.sqla_options: dict[str, Any] | None = None
+        self.probe_results: dict[str, tuple[float, str]] = {}
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -246,18 +251,35 @@ class Harness:
                 f"{self.args.kills} times ({kill_count} backends ended)"
             )
         elif fault in ("blackhole", "sigstop"):
+            probe = None
             if fault == "blackhole":
                 self.blackhole.on()
             else:
+                probe = StallProbe("127.0.0.1", PORT_DB, self.sqla_options)
+                probe.prepare()
                 self.cluster.sigstop()
+                probe.start()
             stall = self.stall_seconds(fault)
             try:
                 time.sleep(stall)
+                if probe is not None:
+                    # Still waiting at the end of the stall: not bounded.
+                    finished = probe.finish(0.1)
+                    self.probe_results = dict(probe.results)
+                    self.probe_results["finished"] = (0.0, str(finished))
+                    self.probe_results["pre_ping"] = (
+                        0.0,
+                        str(probe.pools["ping"].stats.invalidations["pre_ping"]),
+                    )
+                    for which, (seconds, outcome) in probe.results.items():
+                        notes.append(f"stall probe {which}: {seconds:.2f} s, {outcome}")
             finally:
                 if fault == "blackhole":
                     self.blackhole.off()
                 else:
                     self.cluster.sigcont()
+                if probe is not None:
+                    probe.close()
             t_back = time.monotonic()
             what = (
                 "iptables DROP of the server's port on lo"
@@ -309,15 +331,27 @@ class Harness:
             m = summarize(load.records, t_fault, t_back, kills, started + 1.0)
             m["tracebacks"] = servers[backend].tracebacks()
             # Sent while the server refused connections (not those it cut off in flight).
-            m["down_errors"] = Counter(
-                r.error
+            down = [
+                r
                 for r in load.records
                 if not r.ok
                 and t_down is not None
                 and t_back is not None
                 and t_down <= r.t0 < t_back
-            )
+            ]
+            m["down_errors"] = Counter(r.error for r in down if not cut_in_flight(r))
+            # The server ended their session at shutdown while they were running: in flight.
+            cut = [r for r in down if cut_in_flight(r)]
+            m["down_cut"] = len(cut)
+            m["down_cut_latest"] = max((r.t0 - t_fault for r in cut), default=None)
             m["samples"] = failure_samples(load.records, t_down, t_back)
+            # Requests that overlapped a stall: (sent at, seconds inside it, ok, finished
+            # how long after it ended).
+            m["stall_records"] = [
+                (r.t0, r.t1 - max(r.t0, t_fault), r.ok, r.t1 - t_back if r.t1 >= t_back else None)
+                for r in load.records
+                if t_fault is not None and t_back is not None and r.t0 < t_back and r.t1 > t_fault
+            ]
             m["peak_conns"] = self.sampler.peak[f"faults-{backend}"]
             m["idle_in_tx"] = self.sampler.idle_in_tx[f"faults-{backend}"]
             m["unfinished"] = backend in unfinished
@@ -346,6 +380,7 @@ class Harness:
     ) -> None:
         extra = {"FAULTS_SQLA_OPTIONS": json.dumps(sqla_options)} if sqla_options else None
         self.bounds = package_bounds(sqla_options)
+        self.sqla_options = sqla_options
         servers = self.start_web(kind, extra_env=extra)
         try:
             for fault in faults:
@@ -357,6 +392,7 @@ class Harness:
         finally:
             self.stop_all()
             self.bounds = package_bounds()
+            self.sqla_options = None
 
     def preload(self) -> None:
         kind = "gthread-preload"
@@ -540,9 +576,17 @@ class Harness:
             down = m["down_errors"]
             other = sum(c for e, c in down.items() if e != "PoolConnectError")
             result.check(
-                "requests sent while the server is down fail with PoolConnectError",
-                f"{sum(down.values())} failed, {other} with another error",
+                "requests sent while the server is down fail with PoolConnectError "
+                "(except queries the shutdown cut in flight)",
+                f"{sum(down.values())} failed, {other} with another error; "
+                f"{m['down_cut']} cut in flight",
                 sum(down.values()) > 0 and other == 0,
+            )
+            latest = m["down_cut_latest"]
+            result.check(
+                f"queries cut in flight: <= clients ({CLIENTS}), all sent within 1 s of the stop",
+                f"{m['down_cut']}, the last sent {ms(latest)} ms after it",
+                m["down_cut"] <= CLIENTS and (latest is None or latest <= 1.0),
             )
             if grace is None:
                 result.check(
@@ -571,7 +615,9 @@ class Harness:
                 f"{m['failed']} <= {m['in_flight']}",
                 m["failed"] <= m["in_flight"],
             )
-        elif fault in ("blackhole", "sigstop"):
+        elif fault == "sigstop":
+            self.assert_sigstop(result, m)
+        elif fault == "blackhole":
             bound = self.stall_bound(fault)
             if bound is None:
                 result.check(
@@ -590,6 +636,59 @@ class Harness:
                 str(m["failed_after_back"]),
                 m["failed_after_back"] == 0,
             )
+
+    def assert_sigstop(self, result: Result, m: dict[str, Any]) -> None:
+        """What docs/faults.md promises for a frozen server (SIGSTOP), no more.
+
+        New connections are bounded by connect_timeout and pings by
+        ping_timeout (the stall probe times both in this package's own pools);
+        a checkout that fails inside the stall fails within the checkout bound;
+        a query already sent waits for the server (the kernel still ACKs, so no
+        timeout fires) and completes once it resumes; then full recovery.
+        """
+        b = self.bounds
+        connect, ping = float(b["connect_timeout"] or 0), float(b["ping_timeout"] or 0)
+        probe = self.probe_results
+        seconds, outcome = probe.get("connect", (None, "did not finish"))
+        result.check(
+            f"a new connection fails within connect_timeout ({connect:g} s + {SLACK:g} s)",
+            f"{'-' if seconds is None else f'{seconds:.2f} s'}, {outcome}",
+            seconds is not None
+            and seconds <= connect + SLACK
+            and outcome.startswith("PoolConnectError"),
+        )
+        seconds, outcome = probe.get("ping", (None, "did not finish"))
+        pings = probe.get("pre_ping", (0.0, "0"))[1]
+        result.check(
+            f"the ping of an idle connection gives up within ping_timeout ({ping:g} s), "
+            f"then a new connection within connect_timeout (+ {SLACK:g} s)",
+            f"{'-' if seconds is None else f'{seconds:.2f} s'}, {pings} failed ping, {outcome}",
+            seconds is not None
+            and seconds <= ping + connect + SLACK
+            and pings == "1"
+            and outcome.startswith("PoolConnectError"),
+        )
+        bound = self.stall_bound("sigstop")
+        inside = m["stall_records"]
+        failed = [x for x in inside if not x[2]]
+        worst_failed = max((x[1] for x in failed), default=0.0)
+        result.check(
+            f"a request that fails inside the stall fails within the checkout bound ({bound:g} s)",
+            f"{len(failed)} failed, slowest {ms(worst_failed)} ms",
+            bound is not None and worst_failed <= bound,
+        )
+        waited = [x for x in inside if bound is not None and x[1] > bound]
+        late = [x for x in waited if not x[2] or x[3] is None or x[3] > SLACK]
+        result.check(
+            "requests that waited for the frozen server (in-flight reads) succeed once it resumes",
+            f"{len(waited)} waited, {len(late)} failed or finished > {SLACK:g} s after SIGCONT",
+            not late,
+        )
+        result.check(
+            "0 failed after the server is back",
+            str(m["failed_after_back"]),
+            m["failed_after_back"] == 0,
+        )
 
     def stall_bound(self, fault: str) -> float | None:
         """Seconds a request may spend inside the stall."""
@@ -624,6 +723,35 @@ class Harness:
             )
 
 
+#: A running session that the server ended: its shutdown's message to every backend, or
+#: the socket closing under a query. A failed connection attempt says "connection failed" or
+#: "connection to server at ... failed" instead (libpq, psycopg 3), and the pool wraps those
+#: in PoolConnectError.
+SESSION_CUT = re.compile(
+    r"terminating connection due to administrator command|server closed the connection "
+    r"unexpectedly|could not receive data from server|SSL connection has been closed"
+)
+CONNECT_ATTEMPT = re.compile(r"connection failed|connection to server at .* failed")
+
+
+def cut_in_flight(r: Record) -> bool:
+    """A request whose connection was checked out and working when the server ended it.
+
+    With ``pg_ctl stop -m fast`` the postmaster refuses new connections at
+    once (the prober sees "down") and then terminates every backend: a
+    request that checked out a live connection in between has its query cut
+    ("terminating connection due to administrator command"). That is a
+    request in flight, a plain OperationalError by design (docs/faults.md);
+    only the application knows whether to repeat it.
+    """
+    return (
+        not r.ok
+        and r.error == "OperationalError"
+        and bool(SESSION_CUT.search(r.msg))
+        and not CONNECT_ATTEMPT.search(r.msg)
+    )
+
+
 def failure_samples(records: list[Record], t_down: float | None, t_back: float | None) -> list[str]:
     """Failures a target counts against, when they were sent and why: up to 3 sent
     after the return, and up to 3 other than PoolConnectError while the server was down."""
@@ -634,7 +762,10 @@ def failure_samples(records: list[Record], t_down: float | None, t_back: float |
         picked += [
             r
             for r in records
-            if not r.ok and t_down <= r.t0 < t_back and r.error != "PoolConnectError"
+            if not r.ok
+            and t_down <= r.t0 < t_back
+            and r.error != "PoolConnectError"
+            and not cut_in_flight(r)
         ][:3]
     return [
         f"sent {1000 * (r.t0 - t_back):+.0f} ms from the return, {1000 * r.latency:.0f} ms: "
@@ -831,9 +962,11 @@ def main() -> int:
             gthread_faults = [f for f in gthread_faults if f in args.faults]
         if "gthread" in groups and gthread_faults:
             harness.web_faults("gthread", gthread_faults)
-        short_stall = not args.faults or "blackhole" in args.faults
-        if "gthread" in groups and args.short and short_stall and Blackhole.available():
-            harness.web_faults("gthread", ["blackhole"], sqla_options=SHORT_STALL_OPTIONS)
+        short_stalls = ["blackhole", "sigstop"] if Blackhole.available() else ["sigstop"]
+        if args.faults:
+            short_stalls = [f for f in short_stalls if f in args.faults]
+        if "gthread" in groups and args.short and short_stalls:
+            harness.web_faults("gthread", short_stalls, sqla_options=SHORT_STALL_OPTIONS)
         if "sync" in groups and not args.short:
             harness.web_faults("sync", ["restart-fast", "restart-immediate"])
         if "uvicorn" in groups:

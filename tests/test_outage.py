@@ -14,9 +14,13 @@ from django_sqla_pool.conf import parse_pool_settings
 from django_sqla_pool.exceptions import PoolConnectError
 from django_sqla_pool.pool import SqlaPool
 
+from .tcpproxy import TcpProxy
 from .throwaway import Cluster, wait_until
 
 Database = driver.Database
+
+#: The proxy of the tests that need an attempt held under way (the fault harness's range).
+PROXY_PORT = 55438
 
 
 @pytest.fixture
@@ -228,3 +232,80 @@ def test_which_connect_failures_are_transient(message: str, transient: bool) -> 
 
 def test_a_bad_parameter_is_never_transient() -> None:
     assert not outage.is_transient(Database.ProgrammingError('invalid connection option "x"'))
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    """A proxy in front of the suite's server, which it never stops or reconfigures."""
+    from django.db import connection
+
+    host = connection.settings_dict["HOST"] or "127.0.0.1"
+    port = int(connection.settings_dict["PORT"] or 5432)
+    tcp = TcpProxy(PROXY_PORT, (host, port))
+    yield tcp
+    tcp.close()
+
+
+def proxied_params(proxy: TcpProxy) -> dict[str, Any]:
+    from django.db import connection
+
+    return {
+        "host": "127.0.0.1",
+        "port": proxy.port,
+        "user": connection.settings_dict["USER"] or "postgres",
+        "dbname": "postgres",
+        "connect_timeout": 5,
+    }
+
+
+def start_late_attempt(pool: SqlaPool, proxy: TcpProxy, results: list[Any]) -> threading.Thread:
+    """Past the grace: one checkout's connection attempt, held by the proxy."""
+    with pytest.raises(PoolConnectError, match=r"connect_grace=0\.2 s is over"):
+        use(pool)  # the outage begins, and its grace runs out
+    proxy.hold()
+    attempter = checkout_in_thread(pool, results)
+    wait_until(lambda: proxy.held == 1, what="the attempt under way")
+    return attempter
+
+
+def test_past_the_grace_a_checkout_waits_for_the_attempt_under_way(
+    proxy: TcpProxy, make_pool
+) -> None:
+    # Before: a checkout arriving while another thread's attempt was under way
+    # failed at once, even when that attempt was about to succeed (the harness
+    # saw 8-9 failures 40-190 ms after a 10 s outage ended).
+    pool = make_pool(proxied_params(proxy), connect_grace=0.2)
+    first: list[Any] = []
+    attempter = start_late_attempt(pool, proxy, first)
+    waiter_results: list[Any] = []
+    waiter = checkout_in_thread(pool, waiter_results)
+    wait_until(lambda: pool.stats.server_waits == 3, what="the second checkout waiting")
+    waiter.join(0.5)
+    assert waiter_results == [] and waiter.is_alive(), "gave up while an attempt was under way"
+    proxy.release()  # the server answers the attempt
+    attempter.join(10)
+    waiter.join(10)
+    assert [type(r) for r in first + waiter_results] == [int, int], first + waiter_results
+    assert pool.stats.server_unreachable_errors == 1  # only the checkout that began it
+    assert pool._outage.since is None
+
+
+def test_past_the_grace_a_failed_attempt_fails_its_waiters_without_attempts_of_their_own(
+    proxy: TcpProxy, make_pool
+) -> None:
+    pool = make_pool(proxied_params(proxy), connect_grace=0.2)
+    first: list[Any] = []
+    attempter = start_late_attempt(pool, proxy, first)
+    accepted = proxy.accepted
+    waiters_results: list[Any] = []
+    waiters = [checkout_in_thread(pool, waiters_results) for _ in range(3)]
+    wait_until(lambda: pool.stats.server_waits == 5, what="3 checkouts waiting")
+    proxy.drop_held()  # the attempt fails: the server closed the connection
+    for thread in [attempter, *waiters]:
+        thread.join(10)
+    assert len(first + waiters_results) == 4
+    assert all(isinstance(r, PoolConnectError) for r in first + waiters_results)
+    assert proxy.accepted == accepted, "a waiter made an attempt of its own"
+    assert pool._outage.since is not None and pool._outage._attempter is None
+    proxy.forward()
+    use(pool)  # the next checkout attempts, and the server answers
