@@ -128,6 +128,14 @@ def test_admin_page_in_a_real_browser(live_server, browser, django_user_model, t
         make_load(seconds=20)
         browser.get(f"{live_server.url}/admin/django_sqla_pool/poolstats/?refresh=0")
         wait_until_returned()
+        # The whole page: the loaded pool's chart is below the first 2300 px.
+        page = "return [document.documentElement.scrollHeight, window.innerHeight]"
+        height, inner = browser.execute_script(page)
+        browser.set_window_size(1280, height)
+        height, inner = browser.execute_script(page)
+        browser.set_window_size(1280, 2 * height - inner)  # the window's own bars
+        height, inner = browser.execute_script(page)
+        assert inner >= height, (inner, height)
     shot = tmp_path / "admin-poolstats.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000

@@ -2,11 +2,12 @@
 
 Rules for a block (a block that breaks one fails here, named by file and line):
 
-1. Every fenced block names its language: ``python``, ``sh``, ``text``, ``json``,
-   ``toml`` or ``ini``. ``text`` is for output and usage synopses and is not
-   run, except a synopsis whose first line starts ``manage.py <command>``:
-   every ``--option`` in it must be an option of that command, and every
-   option of the command must be in it.
+1. Every fenced block names its language: ``python``, ``sh``, ``console``,
+   ``text``, ``json``, ``toml``, ``ini``, ``yaml`` or ``promql``. ``text`` is
+   for output and usage synopses and is not run, except a synopsis whose first
+   line starts ``manage.py <command>``: every ``--option`` in it must be an
+   option of that command, and every option of the command must be in it (a
+   synopsis may have several such lines, one per form of the command).
 2. A ``python`` block runs, in a fresh namespace, inside a test with the test
    database (transactional), after Django is set up: as code in a view, a
    task or ``manage.py shell`` would. It may use the names in READER_NAMES
@@ -32,16 +33,28 @@ Rules for a block (a block that breaks one fails here, named by file and line):
    repository: ``make TARGET [VAR=value]`` (a Makefile target; VAR a Makefile
    variable), ``pip install`` (this package's extras exist; other packages are
    named in pyproject.toml), ``python FILE [--options]`` (the file exists and
-   mentions each option), ``[python] manage.py COMMAND [args]`` (the command
-   exists and its parser accepts the args). Any other command fails: add a
-   rule to SH_RULES, or mark the block as in rule 5.
+   mentions each option; ``--help`` if it uses argparse), ``python -m MODULE``
+   (the module imports),
+   ``[python] manage.py COMMAND [args]`` (the command exists and its parser
+   accepts the args), ``tox run -e ENV[,ENV]`` (each ENV is in tox.ini's
+   ``env_list``). ``.venv/bin/`` before a command is the project's own venv
+   (``make install``) and is checked as the bare command. Any other command
+   fails: add a rule to SH_RULES, or mark the block as in rule 5.
 5. A block whose fence is preceded by the line
    ``<!-- docs-test: skip: <reason> -->`` (invisible on GitHub and PyPI) is only
    compiled (``python``) or syntax-checked (``sh``). Give the reason; use it
    only for code that needs a process or service of its own (a gunicorn hook
    file, a Celery worker).
 6. ``json`` blocks parse; ``toml`` blocks parse (on Python 3.11+); ``ini``
-   blocks parse with configparser.
+   blocks parse with configparser; ``yaml`` blocks (Kubernetes probes,
+   Prometheus configuration) parse with PyYAML (in the ``test`` extra).
+   ``promql`` blocks are Prometheus queries, parsed by promtool in
+   tests/test_prometheus_rules.py (which also holds the alert rules' ``yaml``
+   block to docs/prometheus-rules.yml); here they are text.
+7. A ``console`` block is a shell session: lines starting ``$ `` are commands,
+   the others their output (not checked). The commands pass ``bash -n``, and
+   each ``http://127.0.0.1:PORT/path`` they name resolves in the test
+   project's URLconf (the demo's, which ``make demo`` serves).
 
 And around the blocks: README.md's links are absolute (PyPI shows it without
 the repository) and those into this repository name files that exist; the
@@ -80,7 +93,7 @@ from django_sqla_pool.conf import PoolSettings, is_pooled
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
-LANGUAGES = ("python", "sh", "text", "json", "toml", "ini")
+LANGUAGES = ("python", "sh", "console", "text", "json", "toml", "ini", "yaml", "promql")
 SKIP_MARK = re.compile(r"<!--\s*docs-test:\s*skip:\s*(?P<reason>\S.*?)\s*-->")
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)\s*$")
 BLOB = f"{HOME_URL}/blob/main/"
@@ -349,6 +362,8 @@ def check_python_file(args: list[str], where: str) -> None:
     assert script.is_file(), f"{where}: {args[0]} does not exist"
     text = script.read_text()
     for option in (a.split("=", 1)[0] for a in args[1:] if a.startswith("--")):
+        if option == "--help" and "argparse" in text:
+            continue  # argparse adds it
         assert re.search(rf"""["']{re.escape(option)}["']""", text), (
             f"{where}: {args[0]} has no option {option}"
         )
@@ -369,6 +384,8 @@ def run_sh_rule(words: list[str], where: str) -> None:
         assert name in package_source() or name in _project_text(), (
             f"{where}: nothing in the project reads the environment variable {name}"
         )
+    if words and words[0].startswith(".venv/bin/"):
+        words = [words[0].removeprefix(".venv/bin/"), *words[1:]]
     if not words:
         return
     head = words[0]
@@ -384,6 +401,10 @@ def run_sh_rule(words: list[str], where: str) -> None:
         check_manage_py(words[1:] if head == "manage.py" else words[2:], where)
     elif head in ("python", "python3") and len(words) > 1 and words[1].endswith(".py"):
         check_python_file(words[1:], where)
+    elif head in ("python", "python3") and words[1:2] == ["-m"] and len(words) > 2:
+        assert importlib.util.find_spec(words[2]), f"{where}: no module {words[2]!r}"
+    elif head == "tox":
+        check_tox(words[1:], where)
     else:
         pytest.fail(
             f"{where}: tests/test_docs.py does not know how to check `{' '.join(words)}`: "
@@ -392,6 +413,15 @@ def run_sh_rule(words: list[str], where: str) -> None:
 
 
 SH_RULES = run_sh_rule
+
+
+def check_tox(args: list[str], where: str) -> None:
+    assert args[:2] == ["run", "-e"] and len(args) > 2, f"{where}: only `tox run -e ENV`: {args}"
+    config = configparser.ConfigParser()
+    config.read(ROOT / "tox.ini")
+    env_list = config["tox"]["env_list"].split()
+    for env in args[2].split(","):
+        assert env in env_list, f"{where}: tox env {env!r} is not in tox.ini's env_list"
 
 
 def _project_text() -> str:
@@ -434,7 +464,26 @@ def test_sh_block_names_what_exists(block: Block) -> None:
         SH_RULES(words, block.where)
 
 
-# -- text, json, toml, ini ----------------------------------------------------
+# -- console ------------------------------------------------------------------
+
+
+@blocks(lambda b: b.lang == "console")
+def test_console_commands_parse_and_name_urls_that_exist(block: Block) -> None:
+    from django.urls import Resolver404, resolve
+
+    commands = [line[2:] for line in block.code.splitlines() if line.startswith("$ ")]
+    assert commands, f"{block.where}: a console block with no `$ ` command line"
+    for command in commands:
+        syntax = subprocess.run(["bash", "-n"], input=command, capture_output=True, text=True)
+        assert syntax.returncode == 0, f"{block.where}: {command}: {syntax.stderr}"
+        for url_path in re.findall(r"http://127\.0\.0\.1:\d+(/[^\s\"']*)", command):
+            try:
+                resolve(url_path)
+            except Resolver404:
+                pytest.fail(f"{block.where}: {url_path} is not a URL of the test project")
+
+
+# -- text, json, toml, ini, yaml ---------------------------------------------------
 
 DJANGO_OPTIONS = {
     "--version",
@@ -463,8 +512,8 @@ def test_usage_synopsis_lists_exactly_the_commands_options(block: Block) -> None
 
 
 def test_data_blocks_parse() -> None:
-    # One test for all of them (there may be none yet): json, toml (3.11+), ini.
-    for block in (b for b in ALL_BLOCKS if b.lang in ("json", "toml", "ini")):
+    # One test for all of them (there may be none yet): json, toml (3.11+), ini, yaml.
+    for block in (b for b in ALL_BLOCKS if b.lang in ("json", "toml", "ini", "yaml")):
         try:
             if block.lang == "json":
                 json.loads(block.code)
@@ -474,6 +523,10 @@ def test_data_blocks_parse() -> None:
                 tomllib.loads(block.code)
             elif block.lang == "ini":
                 configparser.ConfigParser().read_string(block.code)
+            elif block.lang == "yaml":
+                import yaml
+
+                assert list(yaml.safe_load_all(block.code)), "an empty document"
         except Exception as error:
             pytest.fail(f"{block.where}: {error}")
 
