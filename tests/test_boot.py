@@ -56,13 +56,18 @@ def test_pool_true_without_psycopg_pool_gives_our_e003_not_djangos_import_error(
     assert "psycopg_pool" not in str(info.value)
 
 
+def _with_query(url: str, query: str) -> str:
+    # The embedded server's URL already has a query string (its socket directory).
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
 def test_a_wsgi_worker_with_a_wrong_setting_refuses_to_boot() -> None:
     # What gunicorn does when it loads the application: django.setup() runs
     # AppConfig.ready(). No database is touched.
     result = subprocess.run(
         [sys.executable, "-c", "from testproject.wsgi import application"],
         cwd=ROOT / "testproject",
-        env={**os.environ, "DATABASE_URL": database_url() + "?pool_size=0"},
+        env={**os.environ, "DATABASE_URL": _with_query(database_url(), "pool_size=0")},
         capture_output=True,
         text=True,
         timeout=120,

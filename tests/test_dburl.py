@@ -96,13 +96,15 @@ def test_a_bad_value_in_the_url_gets_our_message(parse, query, message) -> None:
 
 @parsers
 @pytest.mark.django_db
-def test_a_bad_value_fails_at_the_first_connection(parse) -> None:
-    wrapper = DatabaseWrapper(
-        {**connection.settings_dict, **parse("postgres-pool://app@db/shop?pool_timeout=0")},
-        alias="url_bad",
-    )
+def test_a_bad_value_fails_when_the_wrapper_is_built(parse) -> None:
+    # Validated when Django builds the connection wrapper (and in ready()), so a
+    # worker refuses to boot instead of failing at its first query.
+    settings_dict = {
+        **connection.settings_dict,
+        **parse("postgres-pool://app@db/shop?pool_timeout=0"),
+    }
     with pytest.raises(InvalidPoolSetting, match=r"\['pool_timeout'\] = 0 is invalid"):
-        wrapper.ensure_connection()
+        DatabaseWrapper(settings_dict, alias="url_bad")
 
 
 @parsers

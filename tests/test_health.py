@@ -161,7 +161,14 @@ def test_a_silent_server_gives_503_and_never_more_than_one_probe_connection(
     listener.bind(("127.0.0.1", SILENT_PORT))
     listener.listen(16)
     try:
-        add_alias("silent", {"connect_timeout": 20, "pool_timeout": 60}, PORT=SILENT_PORT)
+        # Over TCP even when the suite's server listens on a socket directory
+        # (the embedded one puts it in OPTIONS["host"]).
+        add_alias(
+            "silent",
+            {"connect_timeout": 20, "pool_timeout": 60, "host": "127.0.0.1"},
+            HOST="127.0.0.1",
+            PORT=SILENT_PORT,
+        )
         status, body, elapsed = get(client, token=TOKEN)
         assert status == 503 and body["databases"]["silent"]["status"] == "down"
         assert body["databases"]["silent"]["reason"].startswith("no answer: no connection after")
