@@ -117,17 +117,17 @@ def server() -> Iterator[RawConnection]:
     conn.close()
 
 
-@pytest.fixture
-def make_wrapper() -> Iterator[Any]:
-    """Build extra DatabaseWrappers on the test database with their own OPTIONS."""
-    made: list[DatabaseWrapper] = []
+def wrapper_factory(wrapper_class: type[Any]) -> Iterator[Any]:
+    """For a fixture: yields ``make(alias, **options)``, building ``wrapper_class`` wrappers
+    on the test database with their own OPTIONS; closes them and their pools afterwards."""
+    made: list[Any] = []
 
-    def make(alias: str, **options: Any) -> DatabaseWrapper:
+    def make(alias: str, **options: Any) -> Any:
         settings_dict = {
             **connection.settings_dict,
             "OPTIONS": {**connection.settings_dict["OPTIONS"], **options},
         }
-        wrapper = DatabaseWrapper(settings_dict, alias=alias)
+        wrapper = wrapper_class(settings_dict, alias=alias)
         made.append(wrapper)
         return wrapper
 
@@ -139,6 +139,12 @@ def make_wrapper() -> Iterator[Any]:
     finally:
         for alias in {w.alias for w in made}:
             registry.close_pools(alias)
+
+
+@pytest.fixture
+def make_wrapper() -> Iterator[Any]:
+    """Build extra DatabaseWrappers on the test database with their own OPTIONS."""
+    yield from wrapper_factory(DatabaseWrapper)
 
 
 def backend_pid(wrapper: Any) -> int:

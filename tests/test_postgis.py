@@ -8,7 +8,6 @@ ENGINE as well, which shows the pooled behaviour is the same on both.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +15,7 @@ import pytest
 from django.apps import apps
 from django.db import connection, connections
 
-from django_sqla_pool import registry
-
-from .conftest import backend_pid, pool_of
+from .conftest import backend_pid, pool_of, wrapper_factory
 
 if not apps.is_installed("geodemo"):
     pytest.skip(
@@ -57,23 +54,7 @@ def places() -> None:
 @pytest.fixture
 def make_geo_wrapper() -> Iterator[Any]:
     """Extra pooled PostGIS wrappers on the test database."""
-    made: list[DatabaseWrapper] = []
-
-    def make(alias: str, **options: Any) -> DatabaseWrapper:
-        settings_dict = {
-            **connection.settings_dict,
-            "OPTIONS": {**connection.settings_dict["OPTIONS"], **options},
-        }
-        wrapper = DatabaseWrapper(settings_dict, alias=alias)
-        made.append(wrapper)
-        return wrapper
-
-    yield make
-    for wrapper in made:
-        if wrapper._thread_ident == threading.get_ident():
-            wrapper.close()
-    for alias in {w.alias for w in made}:
-        registry.close_pools(alias)
+    yield from wrapper_factory(DatabaseWrapper)
 
 
 def full_setups(wrapper: Any) -> list[int]:
