@@ -157,6 +157,9 @@ def test_a_bad_process_count_names_the_source_the_value_and_the_rule(settings, v
 
 def test_manage_py_check_runs_it_only_with_database(settings) -> None:
     settings.DJANGO_SQLA_POOL_PROCESSES = 1000  # 1000 x (5 + 5) on a server of 400
+    # Under the PostGIS ENGINE, Django warns about GDAL older than 3.9 (Debian 12 has 3.6):
+    # not what this test is about.
+    settings.SILENCED_SYSTEM_CHECKS = [*settings.SILENCED_SYSTEM_CHECKS, "gis.W001"]
     call_command("check", fail_level="WARNING")  # not run: nothing to fail on
     with pytest.raises(SystemCheckError, match=r"django_sqla_pool\.W010"):
         call_command("check", databases=["default"], fail_level="WARNING")
