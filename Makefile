@@ -33,7 +33,7 @@ tox: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/run.py
 
-# The fault harness (faults/run.py): a throwaway PostgreSQL 15 on port 55431, real servers,
+# The fault harness (faults/run.py): a throwaway PostgreSQL 15 on port 25431, real servers,
 # PgBouncer, Celery on Redis db 11. Run as root (it runs PostgreSQL as the postgres user).
 $(BIN)/.faults-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[faults]"

@@ -35,8 +35,8 @@ from servers import LABELS, CeleryWorker, WebServer
 from stallprobe import StallProbe
 
 BACKENDS = ("sqla", "djpool", "plain")
-PORT_DB, PORT_BOUNCER = 55431, 55432
-WEB_PORTS = {"sqla": 55435, "djpool": 55436, "plain": 55437}
+PORT_DB, PORT_BOUNCER = 25431, 25432
+WEB_PORTS = {"sqla": 25435, "djpool": 25436, "plain": 25437}
 REDIS_URL = "redis://127.0.0.1:6379/11"
 CLIENTS = 12
 

@@ -11,7 +11,7 @@ from django.db import connections
 
 from django_sqla_pool import health, registry
 
-CLOSED_PORT = 55441  # in observe's port range: nothing listens there
+CLOSED_PORT = 25441  # in observe's port range: nothing listens there
 
 
 def extra_aliases() -> Iterator[Any]:

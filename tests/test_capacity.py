@@ -40,7 +40,7 @@ def small_server() -> Iterator[pgcluster.Cluster]:
     """A server of the test's own with max_connections 20 (3 of them reserved)."""
     if not pgcluster.available():
         pytest.skip("needs initdb and pg_ctl")
-    cluster = pgcluster.Cluster(55450, max_connections=20, superuser_reserved_connections=3)
+    cluster = pgcluster.Cluster(25450, max_connections=20, superuser_reserved_connections=3)
     cluster.start()
     yield cluster
     cluster.destroy()
@@ -69,7 +69,7 @@ def test_twelve_processes_of_ten_connections_do_not_fit_and_the_warning_says_why
     assert "12 processes x 10 connections" in warning.msg
     assert (
         "'capacity' 5 + 5" in warning.msg
-        and "= 120 may be opened on 127.0.0.1:55450" in warning.msg
+        and "= 120 may be opened on 127.0.0.1:25450" in warning.msg
     )
     assert "room for 17: max_connections 20 - 3 reserved - 0 held by other clients now" in (
         warning.msg
@@ -102,13 +102,13 @@ def test_without_a_configured_count_the_processes_seen_on_the_server_count(small
 
 def test_an_unreachable_server_is_a_warning_not_a_crash() -> None:
     wrapper = DatabaseWrapper(
-        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "55451"}, alias="nowhere"
+        {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "25451"}, alias="nowhere"
     )
     try:
         [warning] = check(wrapper, Processes(1, "the test"))
     finally:
         registry.close_pools("nowhere")
-    assert warning.id == "django_sqla_pool.W011" and "127.0.0.1:55451" in warning.msg
+    assert warning.id == "django_sqla_pool.W011" and "127.0.0.1:25451" in warning.msg
 
 
 @pytest.mark.parametrize(

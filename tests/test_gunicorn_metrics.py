@@ -24,7 +24,7 @@ pytest.importorskip("prometheus_client")
 
 from prometheus_client.parser import text_string_to_metric_families
 
-PORT = 55443  # observe's range
+PORT = 25443  # observe's range
 TOKEN = "gunicorn-token-0123456789abcdef"
 WORKERS = 3
 

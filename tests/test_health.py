@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TOKEN = "health-token-0123456789abcdef"
 BOUND = 1.0  # DJANGO_SQLA_POOL_HEALTH_TIMEOUT in these tests
-SILENT_PORT = 55442
+SILENT_PORT = 25442
 PASSWORD = "pw-never-shown-7d1e"
 
 

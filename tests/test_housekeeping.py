@@ -224,7 +224,7 @@ def test_a_thread_left_waiting_as_an_idle_connection_closes_is_served(
 def down_server() -> Iterator[pgcluster.Cluster]:
     if not pgcluster.available():
         pytest.skip("needs initdb and pg_ctl")
-    cluster = pgcluster.Cluster(55452)
+    cluster = pgcluster.Cluster(25452)
     yield cluster
     cluster.destroy()
 

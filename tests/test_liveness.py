@@ -17,7 +17,7 @@ def test_liveness_answers_200_without_touching_any_database(client, monkeypatch)
     # Even with ATOMIC_REQUESTS, which opens a transaction around ordinary views.
     monkeypatch.setitem(connections["default"].settings_dict, "ATOMIC_REQUESTS", True)
     # And with the database unreachable.
-    monkeypatch.setitem(connections["default"].settings_dict, "PORT", 55441)
+    monkeypatch.setitem(connections["default"].settings_dict, "PORT", 25441)
     checkouts_before = {id(p): p.stats.checkouts for p in registry.pools()}
     response = client.get("/health/live/")
     assert response.status_code == 200

@@ -20,7 +20,7 @@ from .throwaway import Cluster, wait_until
 Database = driver.Database
 
 #: The proxy of the tests that need an attempt held under way (the fault harness's range).
-PROXY_PORT = 55438
+PROXY_PORT = 25438
 
 
 @pytest.fixture

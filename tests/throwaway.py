@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-#: This helper's port range is 55420-55429: the cluster and PgBouncer.
-FAULT_PORT = 55420
-BOUNCER_PORT = 55421
+#: This helper's port range is 25420-25429: the cluster and PgBouncer.
+FAULT_PORT = 25420
+BOUNCER_PORT = 25421
 
 
 def _binary(name: str) -> str | None:

@@ -24,7 +24,7 @@ if BACKEND == "sqla":
     INSTALLED_APPS.append("django_sqla_pool")
 
 _host = os.environ.get("FAULTS_DB_HOST", "127.0.0.1")
-_port = int(os.environ.get("FAULTS_DB_PORT", "55431"))
+_port = int(os.environ.get("FAULTS_DB_PORT", "25431"))
 # Pool sizes: one connection per request thread at most, as a user would size them.
 _threads = int(os.environ.get("FAULTS_THREADS", "8"))
 _timeout_ms = os.environ.get("FAULTS_STATEMENT_TIMEOUT")  # set in the PgBouncer scenarios
