@@ -44,8 +44,9 @@ CONFIGS = {
 
 def switch_off(config: str) -> None:
     """Replace one part of the package with nothing, in this process only."""
-    from django_sqla_pool import driver, pool
     from django_sqla_pool.backends.postgresql import base
+    from django_sqla_pool.core import pool
+    from django_sqla_pool.core.postgresql import driver
 
     if config == "no_socket_check":
         driver.SocketWatch.readable = lambda self: False  # type: ignore[method-assign]

@@ -64,7 +64,8 @@ def main() -> None:
     from psycopg_pool import ConnectionPool
     from sqlalchemy.pool import QueuePool
 
-    from django_sqla_pool import driver, registry
+    from django_sqla_pool.core import registry
+    from django_sqla_pool.core.postgresql import driver
 
     wrapper = connections["default"]
     wrapper.ensure_connection()

@@ -25,12 +25,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.text import capfirst
 
-from . import history, registry
-from .advice import advise
-from .chart import chart
 from .conf import parse_pool_settings
+from .core import registry
 from .models import PoolStats
-from .report import build_report, pooled_aliases
+from .observe import history
+from .observe.advice import advise
+from .observe.chart import chart
+from .observe.report import build_report, pooled_aliases
 
 #: Seconds between the page's automatic reloads (``?refresh=N`` overrides; 0 stops them).
 REFRESH = 5

@@ -3,6 +3,10 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 
+from . import checks  # registers the system checks
+from .conf import validate_pooled_databases
+from .observe import history
+
 
 class DjangoSqlaPoolConfig(AppConfig):
     name = "django_sqla_pool"
@@ -13,16 +17,9 @@ class DjangoSqlaPoolConfig(AppConfig):
         super().__init__(app_name, app_module)
         # Here, not in ready(): the first models module imported makes Django
         # import the ENGINE, which fails with "No module named 'postgres-pool'".
-        from .checks import raise_for_unregistered_url_scheme
-
-        raise_for_unregistered_url_scheme(settings.DATABASES)
+        checks.raise_for_unregistered_url_scheme(settings.DATABASES)
 
     def ready(self) -> None:
-        from django.conf import settings
-
-        from . import checks, history  # noqa: F401  (checks registers the system checks)
-        from .conf import validate_pooled_databases
-
         # Fail at boot: a gunicorn or uvicorn worker with a wrong pool setting
         # then refuses to start, instead of serving every request a 500.
         validate_pooled_databases(settings.DATABASES)

@@ -27,6 +27,7 @@ from .conf import (
     parse_pool_settings,
     stats_token,
 )
+from .observe.capacity import capacity_messages
 
 #: The project's home (pyproject.toml's Homepage; tests/test_docs.py keeps them equal).
 HOME_URL = "https://github.com/django-sqla-pool/django-sqla-pool"
@@ -67,8 +68,6 @@ def check_capacity(
 ) -> list[CheckMessage]:
     if not databases:
         return []
-    from .capacity import capacity_messages
-
     return capacity_messages(settings.DATABASES, databases)
 
 

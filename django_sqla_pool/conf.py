@@ -1,6 +1,7 @@
-"""The pool settings: one frozen dataclass, one function that parses and validates them.
+"""Reading the pool settings from DATABASES: one function that parses and validates them.
 
-Every default lives here. The same :func:`parse_pool_settings` raises at first
+The defaults live on the dataclass (``core/settings.py``, re-exported here as
+``PoolSettings``). The same :func:`parse_pool_settings` raises at first
 connection and backs the system check (``checks.py``), so a setting that is
 wrong fails the same way in both places.
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+
+from .core.settings import SERVER_KEYS, PoolSettings
 
 #: The ENGINEs of this package: every DATABASES entry naming one of them is pooled.
 ENGINES = (
@@ -53,11 +56,7 @@ POOL_KEYS = (
     "pool_idle_timeout",
 )
 #: OPTIONS keys that become PostgreSQL settings sent in the startup packet.
-SERVER_KEYS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
 OUR_KEYS = POOL_KEYS + SERVER_KEYS
-
-#: Marks our connections' application_name: ``[prefix ]sqlapool:<alias>:<host>:<pid>``.
-APP_NAME_MARK = "sqlapool"
 
 RESET_CHOICES = ("rollback", "commit", "discard", "none")
 
@@ -65,21 +64,6 @@ RESET_CHOICES = ("rollback", "commit", "discard", "none")
 #: refused or dropped by PgBouncer and other poolers), or with SET right
 #: after connecting (one round trip; works behind a session-mode pooler).
 SERVER_SETTINGS_MODES = ("startup", "set")
-
-#: libpq parameters set on every pooled connection unless OPTIONS sets them:
-#: every wait on the server has a bound. connect_timeout covers the TCP
-#: connect, the startup and authentication (libpq treats less than 2 as 2);
-#: the keepalives find a dead idle peer in about keepalives_idle +
-#: tcp_user_timeout seconds, and tcp_user_timeout (milliseconds, Linux)
-#: fails a connection whose sent data stays unacknowledged that long.
-LIBPQ_DEFAULTS = {
-    "connect_timeout": 5,
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30000,
-}
 
 # Keys that libpq, psycopg or Django's backend understand: never "did you mean"-ed.
 _PASS_THROUGH = frozenset(
@@ -154,61 +138,6 @@ def pool_option_off(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in _FALSE | {"none", ""}
     return not value
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    """Validated pool settings of one database alias (see the README's options table)."""
-
-    #: Connections kept open in the pool.
-    pool_size: int = 5
-    #: Extra connections opened under load and closed when returned.
-    max_overflow: int = 10
-    #: Seconds a request waits for a free connection before PoolTimeout.
-    pool_timeout: float = 30.0
-    #: Seconds after which a connection is replaced at checkout; None disables.
-    pool_recycle: float | None = None
-    #: Check that a connection is alive before handing it out.
-    pool_pre_ping: bool = True
-    #: Connections returned less than this many seconds ago skip the ping round trip.
-    pool_pre_ping_window: float = 1.0
-    #: Hand out the most recently returned connection first.
-    pool_use_lifo: bool = False
-    #: What happens to a connection when it is returned.
-    pool_reset_on_return: str = "rollback"
-    #: Seconds after which a connection still checked out is reported; None disables.
-    leak_detection_threshold: float | None = None
-    #: PostgreSQL settings in milliseconds, sent at connect time; None keeps the server's.
-    statement_timeout: int | None = None
-    lock_timeout: int | None = None
-    idle_in_transaction_session_timeout: int | None = None
-    #: Seconds checkouts wait and retry while the server cannot be reached
-    #: (a restart); 0 fails at once.
-    connect_grace: float = 5.0
-    #: Seconds the liveness check may wait for the server's answer.
-    ping_timeout: float = 5.0
-    #: How the PostgreSQL settings above are sent: "startup" or "set".
-    server_settings_mode: str = "startup"
-    #: Connections opened in the background when the pool is created, and kept open.
-    pool_min_size: int = 0
-    #: Seconds unused after which a connection beyond pool_min_size is closed; None: never.
-    pool_idle_timeout: float | None = 60.0
-
-    @property
-    def max_connections(self) -> int:
-        return self.pool_size + self.max_overflow
-
-    def server_values(self) -> dict[str, int]:
-        """The PostgreSQL settings asked for, by name, in milliseconds."""
-        return {key: getattr(self, key) for key in SERVER_KEYS if getattr(self, key) is not None}
-
-    def server_options(self) -> str:
-        """The ``-c name=value`` flags for libpq's ``options`` parameter."""
-        return " ".join(
-            f"-c {key}={getattr(self, key)}"
-            for key in SERVER_KEYS
-            if getattr(self, key) is not None
-        )
 
 
 class InvalidPoolSetting(ImproperlyConfigured):

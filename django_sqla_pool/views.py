@@ -18,11 +18,11 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from . import health
 from .access import may_see_numbers
 from .conf import HEALTH_WINDOW
-from .report import pooled_aliases, saturation
-from .stats import pool_stats
+from .observe import health
+from .observe.report import pooled_aliases, saturation
+from .observe.stats import pool_stats
 
 
 def _return_request_connections(aliases: list[str]) -> None:

@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
 from .conf import is_pooled
 
 if TYPE_CHECKING:
-    from .pool import SqlaPool
+    from .core.pool import SqlaPool
 
 
 def open_pools(aliases: Iterable[str] | None = None) -> list[SqlaPool]:
@@ -25,8 +26,6 @@ def open_pools(aliases: Iterable[str] | None = None) -> list[SqlaPool]:
     when the server does not preload the application. A pool created before
     a fork stays the parent's.
     """
-    from django.db import connections
-
     names = list(aliases) if aliases is not None else None
     if names is None:
         names = [alias for alias, db in settings.DATABASES.items() if is_pooled(db)]

@@ -57,9 +57,10 @@ class Result:
 def package_bounds(options: dict[str, Any] | None = None) -> dict[str, float | None]:
     """The bounds in force, in seconds: the package's defaults, then ``options``."""
     from django_sqla_pool import conf
+    from django_sqla_pool.core.postgresql.params import LIBPQ_DEFAULTS
 
     defaults = conf.PoolSettings()
-    libpq = {**getattr(conf, "LIBPQ_DEFAULTS", {}), **(options or {})}
+    libpq = {**LIBPQ_DEFAULTS, **(options or {})}
     bounds: dict[str, float | None] = {
         "connect_grace": getattr(defaults, "connect_grace", None),
         "ping_timeout": getattr(defaults, "ping_timeout", None),

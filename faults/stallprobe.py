@@ -22,10 +22,12 @@ from typing import Any
 class StallProbe:
     def __init__(self, host: str, port: int, options: dict[str, Any] | None = None) -> None:
         from django_sqla_pool import conf
-        from django_sqla_pool.pool import SqlaPool
+        from django_sqla_pool.core.pool import SqlaPool
+        from django_sqla_pool.core.postgresql import POSTGRESQL
+        from django_sqla_pool.core.postgresql.params import LIBPQ_DEFAULTS
 
         options = dict(options or {})
-        libpq = {k: options.pop(k, v) for k, v in conf.LIBPQ_DEFAULTS.items()}
+        libpq = {k: options.pop(k, v) for k, v in LIBPQ_DEFAULTS.items()}
         pool_options = {k: v for k, v in options.items() if k in ("ping_timeout",)} | {
             "connect_grace": 0,
             "pool_pre_ping_window": 0,
@@ -40,7 +42,13 @@ class StallProbe:
         }
         settings = conf.parse_pool_settings("stallprobe", {"OPTIONS": pool_options})
         self.pools = {
-            name: SqlaPool(alias="stallprobe", name=name, settings=settings, connect_params=params)
+            name: SqlaPool(
+                alias="stallprobe",
+                name=name,
+                settings=settings,
+                connect_params=params,
+                family=POSTGRESQL,
+            )
             for name in ("connect", "ping")
         }
         self.results: dict[str, tuple[float, str]] = {}

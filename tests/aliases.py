@@ -9,7 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from django_sqla_pool import health, registry
+from django_sqla_pool.core import registry
+from django_sqla_pool.observe import health
 
 CLOSED_PORT = 25441  # in observe's port range: nothing listens there
 

@@ -11,10 +11,10 @@ from urllib.parse import quote
 import pytest
 from django.db import connection, connections
 
-from django_sqla_pool import registry
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.conf import URL_SCHEMES
-from django_sqla_pool.driver import Database
+from django_sqla_pool.core import registry
+from django_sqla_pool.core.postgresql.driver import Database
 
 # The throwaway cluster that fault tests restart, stall and cut off.
 from .throwaway import bouncer, cluster, cluster_session  # noqa: F401

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from typing import Any
 
-from django_sqla_pool.driver import Database
+from django_sqla_pool.core.postgresql.driver import Database
 
 
 def _binary(name: str) -> str | None:

@@ -10,9 +10,10 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import reverse
 
-from django_sqla_pool import pool_stats, registry
-from django_sqla_pool.chart import chart
-from django_sqla_pool.history import Sample
+from django_sqla_pool import pool_stats
+from django_sqla_pool.core import registry
+from django_sqla_pool.observe.chart import chart
+from django_sqla_pool.observe.history import Sample
 
 from .conftest import backend_pid
 

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from django_sqla_pool import registry
-from django_sqla_pool.advice import advise, capacity_table, recommend
-from django_sqla_pool.shared import write_snapshot
+from django_sqla_pool.core import registry
+from django_sqla_pool.observe.advice import advise, capacity_table, recommend
+from django_sqla_pool.observe.snapshots import write_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,7 @@ from django.db.backends.postgresql import base
 from django.db.backends.signals import connection_created
 from sqlalchemy import event
 
-from django_sqla_pool import registry
+from django_sqla_pool.core import registry
 
 from .conftest import backend_pid, pool_of, run_in_child
 

@@ -12,9 +12,10 @@ from django.db import OperationalError, connection, transaction
 from django.db.utils import DatabaseError
 
 from demo.models import Note
-from django_sqla_pool import PoolConnectError, PoolTimeout, registry
-from django_sqla_pool.backends.pooled import _HOSTNAME
+from django_sqla_pool import PoolConnectError, PoolTimeout
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+from django_sqla_pool.core import registry
+from django_sqla_pool.core.postgresql.params import HOSTNAME as _HOSTNAME
 
 from .conftest import backend_pid, pool_of
 
@@ -361,8 +362,8 @@ def test_failed_reset_invalidates_the_connection_and_frees_its_slot(make_wrapper
 
 
 def test_leak_report_names_the_thread_that_took_the_connection(caplog) -> None:
-    from django_sqla_pool import leaks
-    from django_sqla_pool.pool import Holding
+    from django_sqla_pool.core import leaks
+    from django_sqla_pool.core.pool import Holding
 
     taken, done = threading.Event(), threading.Event()
     settings_dict = {
@@ -383,7 +384,7 @@ def test_leak_report_names_the_thread_that_took_the_connection(caplog) -> None:
             worker.start()
             assert taken.wait(10)
             time.sleep(0.05)
-            leaks.scan()  # or the watcher thread already did
+            leaks.scan(registry.pools())  # or the watcher thread already did
         [pool] = registry.pools("leaky")
         assert pool.stats.leaks_reported == 1
         assert "by thread 'leaky-worker'" in caplog.text

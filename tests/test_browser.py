@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from django_sqla_pool import pool_stats, registry
+from django_sqla_pool import pool_stats
+from django_sqla_pool.core import registry
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -12,15 +12,15 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection
 
-from django_sqla_pool import registry
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
-from django_sqla_pool.capacity import (
+from django_sqla_pool.core import registry
+from django_sqla_pool.core.postgresql.driver import Database
+from django_sqla_pool.observe.capacity import (
     PROCESSES_SETTING,
     Processes,
     capacity_messages,
     configured_processes,
 )
-from django_sqla_pool.driver import Database
 
 from . import pgcluster
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from django_sqla_pool.exceptions import PoolTimeout
+from django_sqla_pool.core.errors import PoolTimeout
 
 from .conftest import pool_of
 

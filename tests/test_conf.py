@@ -11,6 +11,7 @@ from django.db import connection
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.checks import check_pool_settings, pool_setting_errors
 from django_sqla_pool.conf import _NUMBERS, PoolSettings, parse_pool_settings
+from django_sqla_pool.core.postgresql.params import startup_options
 
 ENGINE = "django_sqla_pool.backends.postgresql"
 
@@ -68,7 +69,7 @@ def test_strings_from_a_database_url_are_coerced() -> None:
 def test_server_timeouts_accept_postgresql_units(value: str, milliseconds: int) -> None:
     settings = parse(statement_timeout=value, lock_timeout=value)
     assert settings.statement_timeout == settings.lock_timeout == milliseconds
-    assert f"-c statement_timeout={milliseconds}" in settings.server_options()
+    assert f"-c statement_timeout={milliseconds}" in startup_options(settings)
 
 
 def test_recycle_minus_one_disables_it_as_in_sqlalchemy() -> None:

@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import RequestFactory
 
-from django_sqla_pool import health
+from django_sqla_pool.observe import health
 
 from .aliases import CLOSED_PORT, extra_aliases
 

@@ -96,7 +96,7 @@ def test_instruments_have_the_semantic_convention_names_units_and_values(
 
 
 def test_every_non_histogram_metric_is_an_instrument(reader, make_wrapper) -> None:
-    from django_sqla_pool.metrics import HISTOGRAM, METRICS
+    from django_sqla_pool.observe.metrics import HISTOGRAM, METRICS
 
     backend_pid(make_wrapper("otel"))
     assert set(collect(reader)) == {m.name for m in METRICS if m.kind != HISTOGRAM}

@@ -12,7 +12,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import OperationalError
 
-from django_sqla_pool import PoolTimeout, metrics, pool_stats, shared
+from django_sqla_pool import PoolTimeout, pool_stats
+from django_sqla_pool.observe import metrics
+from django_sqla_pool.observe import snapshots as shared
 
 from .conftest import backend_pid
 from .workers import start_worker, stop_worker

@@ -156,7 +156,7 @@ def test_driver_options_reach_libpq_and_pool_options_the_pool(parse) -> None:
         assert wrapper.pool_settings.max_connections == 4
     finally:
         wrapper.close()
-        from django_sqla_pool import registry
+        from django_sqla_pool.core import registry
 
         registry.close_pools("url_options")
 

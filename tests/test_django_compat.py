@@ -75,7 +75,7 @@ def test_close_pool_closes_our_pools_even_when_djangos_part_raises(make_wrapper)
     # Django's test_connect_pool_with_timezone: a connection with the pool off,
     # then OPTIONS["pool"] = True (refused) and close_pool(). The idle connection
     # left in our pool made the serial run's DROP DATABASE fail.
-    from django_sqla_pool import registry
+    from django_sqla_pool.core import registry
 
     db = make_wrapper("close_pool_raises", pool=False)
     backend_pid(db)

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy.util.queue import Empty
 
-from django_sqla_pool.fairqueue import FairQueue
+from django_sqla_pool.core.fairqueue import FairQueue
 
 
 def wait_for_waiters(queue: FairQueue[str], count: int) -> None:

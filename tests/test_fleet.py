@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from django_sqla_pool.backends.pooled import _HOSTNAME
-from django_sqla_pool.fleet import STATES, fleet, parse_application_name
+from django_sqla_pool.core.postgresql.params import HOSTNAME as _HOSTNAME
+from django_sqla_pool.core.postgresql.params import parse_application_name
+from django_sqla_pool.observe.fleet import STATES, fleet
 
 from .conftest import backend_pid, raw_connect
 

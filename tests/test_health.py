@@ -14,7 +14,9 @@ from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from django_sqla_pool import access, health, registry
+from django_sqla_pool import access
+from django_sqla_pool.core import registry
+from django_sqla_pool.observe import health
 
 from .aliases import CLOSED_PORT, extra_aliases, wait_for_probes
 from .conftest import run_in_child

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from django_sqla_pool import PoolTimeout, pool_stats
-from django_sqla_pool.stats import HISTOGRAM_BOUNDS, PoolStats
+from django_sqla_pool.core.counters import HISTOGRAM_BOUNDS, PoolStats
 
 from .conftest import backend_pid
 

@@ -15,8 +15,9 @@ from django.conf import settings
 from django.db import connection, connections
 from sqlalchemy.pool.base import _ConnectionRecord
 
-from django_sqla_pool import housekeeping, open_pools, registry
+from django_sqla_pool import open_pools
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+from django_sqla_pool.core import housekeeping, registry
 
 from . import pgcluster
 from .conftest import backend_pid, run_in_child
@@ -113,7 +114,7 @@ def test_after_a_burst_and_no_traffic_the_pool_is_back_to_its_minimum(make_wrapp
     returned = time.monotonic()
     # Nothing is closed when returned, overflow connections included.
     assert len(on_server(server, "hk_burst")) == 8 and pool.checkedin() == 8
-    interval = housekeeping.interval()
+    interval = housekeeping.interval(registry.pools())
     wait_for(
         lambda: len(on_server(server, "hk_burst")) == 1,
         timeout + interval + GRACE,

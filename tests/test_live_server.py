@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from demo.models import Note
-from django_sqla_pool import registry
+from django_sqla_pool.core import registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import connections
 
-from django_sqla_pool import registry
+from django_sqla_pool.core import registry
 
 
 def test_liveness_answers_200_without_touching_any_database(client, monkeypatch) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from django_sqla_pool import leaks, registry
+from django_sqla_pool.core import leaks, registry
 
 from .conftest import backend_pid, pool_of
 
@@ -38,7 +38,7 @@ def test_connection_held_past_the_threshold_is_reported_once_with_its_stack(
     deadline = time.monotonic() + 10
     while pool_of(db).stats.leaks_reported == 0 and time.monotonic() < deadline:
         time.sleep(0.01)  # the watcher thread scans every 50 ms here
-    leaks.scan()  # a further scan must not report it again
+    leaks.scan(registry.pools())  # a further scan must not report it again
     reports = [
         r.getMessage() for r in caplog.records if "possible connection leak" in r.getMessage()
     ]

@@ -81,7 +81,7 @@ def documented_debug_events() -> set[str]:
 def test_package_logger_says_only_the_documented_lines_and_sqlalchemys_stay_its_own(
     make_wrapper, caplog
 ) -> None:
-    from django_sqla_pool import registry
+    from django_sqla_pool.core import registry
 
     # SQLAlchemy sets its own loggers to WARNING when imported: quiet unless turned on.
     assert logging.getLogger("sqlalchemy.pool").getEffectiveLevel() == logging.WARNING

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -9,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from django_sqla_pool import driver, outage
 from django_sqla_pool.conf import parse_pool_settings
-from django_sqla_pool.exceptions import PoolConnectError
-from django_sqla_pool.pool import SqlaPool
+from django_sqla_pool.core.errors import PoolConnectError
+from django_sqla_pool.core.pool import SqlaPool
+from django_sqla_pool.core.postgresql import POSTGRESQL, driver
+from django_sqla_pool.core.postgresql import transient as pg_errors
 
 from .tcpproxy import TcpProxy
 from .throwaway import Cluster, wait_until
@@ -32,7 +34,13 @@ def make_pool() -> Iterator[Any]:
         # ones, not about how soon a dropped idle connection is noticed.
         options.setdefault("pool_pre_ping_window", 0)
         settings = parse_pool_settings("faults", {"OPTIONS": options})
-        pool = SqlaPool(alias="faults", name="faults", settings=settings, connect_params=params)
+        pool = SqlaPool(
+            alias="faults",
+            name="faults",
+            settings=settings,
+            connect_params=params,
+            family=POSTGRESQL,
+        )
         made.append(pool)
         return pool
 
@@ -104,7 +112,7 @@ def test_one_thread_at_a_time_attempts_to_connect_during_an_outage(
 
     pool = make_pool(cluster.params(connect_timeout=2), connect_grace=30)
     cluster.stop()
-    monkeypatch.setattr(driver, "connect", counting_connect)
+    monkeypatch.setattr(pool, "family", dataclasses.replace(pool.family, connect=counting_connect))
     results: list[Any] = []
     # Attempts already under way when the server went away each fail once;
     # from the first failure on, the pool knows, and one thread retries.
@@ -227,11 +235,11 @@ def test_checkouts_do_not_fail_across_a_fast_restart_under_load(
 )
 def test_which_connect_failures_are_transient(message: str, transient: bool) -> None:
     # Both drivers raise OperationalError without a SQLSTATE here: the message decides.
-    assert outage.is_transient(Database.OperationalError(message)) is transient
+    assert pg_errors.is_transient(Database.OperationalError(message)) is transient
 
 
 def test_a_bad_parameter_is_never_transient() -> None:
-    assert not outage.is_transient(Database.ProgrammingError('invalid connection option "x"'))
+    assert not pg_errors.is_transient(Database.ProgrammingError('invalid connection option "x"'))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from django_sqla_pool import housekeeping
+from django_sqla_pool.core import housekeeping
 
 from .conftest import backend_pid, pool_of
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.db import OperationalError, connection
 
-from django_sqla_pool import registry
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
-from django_sqla_pool.exceptions import ServerSettingsError
+from django_sqla_pool.core import registry
+from django_sqla_pool.core.errors import ServerSettingsError
 
 from .throwaway import Bouncer
 

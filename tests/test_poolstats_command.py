@@ -16,8 +16,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_sqla_pool import PoolTimeout, pool_stats
-from django_sqla_pool.backends.pooled import _HOSTNAME
 from django_sqla_pool.conf import PoolSettings
+from django_sqla_pool.core.postgresql.params import HOSTNAME as _HOSTNAME
 
 from .conftest import backend_pid, database_url
 from .workers import ROOT, start_worker, stop_worker
@@ -325,9 +325,10 @@ def test_a_pool_whose_server_is_down_is_not_ok_in_the_status_column() -> None:
 def test_a_recent_connect_error_is_a_problem_within_the_window_only() -> None:
     from django.db import connection
 
-    from django_sqla_pool import PoolConnectError, registry
+    from django_sqla_pool import PoolConnectError
     from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
-    from django_sqla_pool.report import build_report
+    from django_sqla_pool.core import registry
+    from django_sqla_pool.observe.report import build_report
 
     dead = DatabaseWrapper(
         {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": "1"}, alias="down"

@@ -8,7 +8,8 @@ import pytest
 from django.db import connection, transaction
 
 from demo.models import Note
-from django_sqla_pool import registry, release_connections
+from django_sqla_pool import release_connections
+from django_sqla_pool.core import registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

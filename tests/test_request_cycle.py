@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from django_sqla_pool import registry
+from django_sqla_pool.core import registry
 
 from .helpers import asgi_get, wsgi_get
 

@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
-from django_sqla_pool import registry
+from django_sqla_pool.core import registry
 
 from .conftest import pool_of
 from .helpers import wsgi_get

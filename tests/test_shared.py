@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from django_sqla_pool import history, pool_stats, shared
+from django_sqla_pool import pool_stats
+from django_sqla_pool.observe import history
+from django_sqla_pool.observe import snapshots as shared
 
 from .conftest import backend_pid
 from .workers import start_worker, stop_worker

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from django_sqla_pool import driver
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
-from django_sqla_pool.conf import LIBPQ_DEFAULTS, parse_pool_settings
-from django_sqla_pool.exceptions import PoolConnectError
-from django_sqla_pool.pool import SqlaPool
+from django_sqla_pool.conf import parse_pool_settings
+from django_sqla_pool.core.errors import PoolConnectError
+from django_sqla_pool.core.pool import SqlaPool
+from django_sqla_pool.core.postgresql import POSTGRESQL, driver
+from django_sqla_pool.core.postgresql.params import LIBPQ_DEFAULTS
 
 from .throwaway import Cluster, wait_until
 
@@ -25,7 +26,13 @@ def make_pool() -> Iterator[Any]:
 
     def make(params: dict[str, Any], **options: Any) -> SqlaPool:
         settings = parse_pool_settings("stalls", {"OPTIONS": options})
-        pool = SqlaPool(alias="stalls", name="stalls", settings=settings, connect_params=params)
+        pool = SqlaPool(
+            alias="stalls",
+            name="stalls",
+            settings=settings,
+            connect_params=params,
+            family=POSTGRESQL,
+        )
         made.append(pool)
         return pool
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connection
 
-from django_sqla_pool import registry
+from django_sqla_pool.core import registry
 
 from .helpers import wsgi_get
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from django_sqla_pool import pool as pool_module
-from django_sqla_pool.exceptions import PoolTimeout
+from django_sqla_pool.core import pool as pool_module
+from django_sqla_pool.core.errors import PoolTimeout
 
 from .conftest import pool_of
 from .throwaway import wait_until

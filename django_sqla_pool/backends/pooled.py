@@ -1,7 +1,8 @@
 """The pooled behaviour every ENGINE of this package shares, as one mixin.
 
 Each ENGINE's ``DatabaseWrapper`` combines :class:`PooledDatabaseWrapperMixin`
-with a Django PostgreSQL-family wrapper (the plain one, PostGIS's). Only the
+with a Django wrapper (PostgreSQL's, PostGIS's) and names its database family
+(``pool_family``, ``core/family.py``), through which the pool talks to the driver. Only the
 hooks Django offers are overridden: the connection parameters, the moment a
 new connection is needed, closing, and ``close_pool()`` (which Django calls
 before cloning or dropping a test database). Everything else, including
@@ -11,42 +12,19 @@ Django's per-connection setup, runs unchanged.
 from __future__ import annotations
 
 import os
-import socket
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
 from django.db.backends.base.base import NO_DB_ALIAS
-from django.db.backends.postgresql import base
 from django.db.backends.signals import connection_created
 from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
-from .. import driver, registry
-from ..conf import (
-    APP_NAME_MARK,
-    LIBPQ_DEFAULTS,
-    OUR_KEYS,
-    PoolSettings,
-    parse_pool_settings,
-    pool_option_off,
-)
-from ..pool import SqlaPool
-
-_HOSTNAME = socket.gethostname()[:20]
-
-
-def application_name(alias: str, prefix: str | None) -> str:
-    """``[prefix ]sqlapool:<alias>:<host>:<pid>``, within PostgreSQL's 63 bytes.
-
-    It tells the server (and ``poolstats``) which process holds each
-    connection; the user's own application_name stays in front.
-    """
-    suffix = f"{APP_NAME_MARK}:{alias[:16]}:{_HOSTNAME}:{os.getpid()}"
-    if not prefix:
-        return suffix
-    room = 63 - len(suffix.encode()) - 1
-    return f"{prefix.encode()[: max(room, 0)].decode(errors='ignore')} {suffix}".lstrip()
+from ..conf import OUR_KEYS, PoolSettings, parse_pool_settings, pool_option_off
+from ..core import registry
+from ..core.family import Family
+from ..core.pool import SqlaPool
 
 
 class _HandOver:
@@ -57,14 +35,15 @@ class _HandOver:
     configuration run as is, instead of copying it.
     """
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, database: Any) -> None:
         self._connection = connection
+        self._database = database
 
     def connect(self, **params: Any) -> Any:
         return self._connection
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(driver.Database, name)
+        return getattr(self._database, name)
 
 
 def _hashable(value: Any) -> bool:
@@ -133,7 +112,7 @@ class _CountingErrorWrapper(DatabaseErrorWrapper):
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         if exc_type is None:
             return
-        if isinstance(exc_value, driver.QueryCanceled):
+        if isinstance(exc_value, self.wrapper.pool_family.query_canceled):  # type: ignore[attr-defined]
             pool = self.wrapper._lease.pool  # type: ignore[attr-defined]
             if pool is not None:
                 pool.stats.statement_timed_out()
@@ -150,13 +129,17 @@ class _Params(NamedTuple):
 
 
 if TYPE_CHECKING:
-    _Base = base.DatabaseWrapper
+    from django.db.backends.postgresql.base import DatabaseWrapper as _Base
 else:
     _Base = object
 
 
 class PooledDatabaseWrapperMixin(_Base):
     """Put first in the bases of a Django PostgreSQL-family ``DatabaseWrapper``."""
+
+    #: What the pool needs from this database family (``core/family.py``); each
+    #: ENGINE's DatabaseWrapper sets it, as Django's set ``features_class``.
+    pool_family: Family
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -246,19 +229,7 @@ class PooledDatabaseWrapperMixin(_Base):
             self.settings_dict = settings_dict
         for key in OUR_KEYS:
             params.pop(key, None)
-        params["application_name"] = application_name(self.alias, params.get("application_name"))
-        if driver.libpq_version() >= 120000:  # tcp_user_timeout is libpq 12+
-            defaults = LIBPQ_DEFAULTS
-        else:
-            defaults = {k: v for k, v in LIBPQ_DEFAULTS.items() if k != "tcp_user_timeout"}
-        for key, value in defaults.items():
-            if params.get(key) is None:  # the user's own value wins
-                params[key] = value
-        server_options = pool_settings.server_options()
-        if server_options and pool_settings.server_settings_mode == "startup":
-            # Sent in the startup packet: no round trip, survives DISCARD ALL.
-            params["options"] = f"{params.get('options') or ''} {server_options}".strip()
-        return params
+        return self.pool_family.prepare_params(params, self.alias, pool_settings)
 
     # Not @async_unsafe: connect() is, and so is the super() call below.
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
@@ -266,7 +237,7 @@ class PooledDatabaseWrapperMixin(_Base):
             return super().get_new_connection(conn_params)
         pool = self._pool_for(conn_params)
         record = pool.checkout()
-        self.Database = _HandOver(record.dbapi_connection)  # type: ignore[assignment]
+        self.Database = _HandOver(record.dbapi_connection, type(self).Database)  # type: ignore[assignment]
         try:
             connection = super().get_new_connection(conn_params)
         except BaseException:
@@ -283,10 +254,10 @@ class PooledDatabaseWrapperMixin(_Base):
         if cached is not None and cached.params == conn_params:
             pool = cached.pool
             if pool is None or pool.retired:
-                pool = registry.get_pool(self.alias, conn_params, cached.settings)
+                pool = registry.get_pool(self.alias, conn_params, cached.settings, self.pool_family)
                 self._params_cache = cached._replace(pool=pool)
             return pool
-        return registry.get_pool(self.alias, conn_params, self.pool_settings)
+        return registry.get_pool(self.alias, conn_params, self.pool_settings, self.pool_family)
 
     def _set_autocommit(self, autocommit: bool) -> None:
         # Django sets autocommit at every connect(), i.e. every checkout; on an
@@ -296,7 +267,7 @@ class PooledDatabaseWrapperMixin(_Base):
         if (
             self._lease.record is not None
             and conn.autocommit == autocommit
-            and driver.idle_and_open(conn)
+            and self.pool_family.idle_and_open(conn)
         ):
             return
         super()._set_autocommit(autocommit)  # type: ignore[misc]
@@ -310,7 +281,7 @@ class PooledDatabaseWrapperMixin(_Base):
         if (
             timezone_name
             and self._lease.record is not None
-            and driver.time_zone_is(connection, timezone_name)
+            and self.pool_family.time_zone_is(connection, timezone_name)
         ):
             return False
         return bool(super()._configure_timezone(connection))  # type: ignore[misc]
@@ -398,7 +369,7 @@ class PooledDatabaseWrapperMixin(_Base):
             # Django sets the role at every checkout: SET ROLE, a round trip.
             and not settings_dict["OPTIONS"].get("assume_role")
             # A SET TIME ZONE in the request: Django's setup must run again.
-            and (not timezone_name or driver.time_zone_is(conn, timezone_name))
+            and (not timezone_name or self.pool_family.time_zone_is(conn, timezone_name))
         )
         return cached.marker if clean else None
 

@@ -26,8 +26,8 @@ from typing import Any
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 
-from .. import health
-from ..report import pooled_aliases
+from ..observe import health
+from ..observe.report import pooled_aliases
 
 
 @dataclasses.dataclass

@@ -27,8 +27,9 @@ from typing import Any
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from .. import __version__, registry
-from ..metrics import COUNTER, GAUGE, METRICS, POOL_ATTRIBUTE, Metric
+from .. import __version__
+from ..core import registry
+from ..observe.metrics import COUNTER, GAUGE, METRICS, POOL_ATTRIBUTE, Metric
 
 #: The instrumentation scope's name.
 SCOPE = "django_sqla_pool"

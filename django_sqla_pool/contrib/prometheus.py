@@ -41,10 +41,10 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.utils import floatToGoString
 
-from .. import shared
 from ..access import may_see_numbers
-from ..metrics import COUNTER, GAUGE, METRICS, POOL_LABEL
-from ..stats import pool_stats
+from ..observe import snapshots as shared
+from ..observe.metrics import COUNTER, GAUGE, METRICS, POOL_LABEL
+from ..observe.stats import pool_stats
 
 #: The label naming the process (``host:pid``) a series comes from.
 PROCESS_LABEL = "process"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from django.contrib.gis.db.backends.postgis import base
 
+from ...core.postgresql import POSTGRESQL
 from ..pooled import PooledDatabaseWrapperMixin
 
 
 class DatabaseWrapper(PooledDatabaseWrapperMixin, base.DatabaseWrapper):
-    pass
+    pool_family = POSTGRESQL

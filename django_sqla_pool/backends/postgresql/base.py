@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.db.backends.postgresql import base
 
+from ...core.postgresql import POSTGRESQL
 from ..pooled import PooledDatabaseWrapperMixin
 
 
 class DatabaseWrapper(PooledDatabaseWrapperMixin, base.DatabaseWrapper):
-    pass
+    pool_family = POSTGRESQL

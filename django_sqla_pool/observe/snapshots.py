@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+
 from .stats import pool_stats
 
 logger = logging.getLogger("django_sqla_pool")
@@ -42,8 +44,6 @@ _warned = False
 
 def stats_dir() -> Path | None:
     """The configured snapshot directory, or None when sharing is off."""
-    from django.conf import settings
-
     value = getattr(settings, STATS_DIR_SETTING, None)
     if value is None:
         value = os.environ.get(STATS_DIR_SETTING)

@@ -1,27 +1,28 @@
 """Leak detection: report connections held longer than ``leak_detection_threshold``.
 
-One daemon thread per process scans the pools that ask for it; each
-over-long checkout is logged once at WARNING with the stack that took it.
+The registry's watcher thread (one per process, started by the first pool
+that asks for it) scans the pools; each over-long checkout is logged once at
+WARNING with the stack that took it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from .background import Loop
+if TYPE_CHECKING:
+    from .pool import SqlaPool
 
 logger = logging.getLogger("django_sqla_pool")
 
 
-def scan() -> int:
+def scan(pools: Iterable[SqlaPool]) -> int:
     """Report every unreported over-long checkout now; return how many were reported."""
-    from . import registry
-
     reported = 0
     now = time.monotonic()
-    for pool in registry.pools():
+    for pool in pools:
         threshold = pool.settings.leak_detection_threshold
         if threshold is None:
             continue
@@ -44,15 +45,8 @@ def scan() -> int:
     return reported
 
 
-def _interval() -> float:
-    from . import registry
-
-    thresholds = [p.settings.leak_detection_threshold for p in registry.pools()]
+def interval(pools: Iterable[SqlaPool]) -> float:
+    """Seconds between scans: a quarter of the shortest threshold, within 0.05-5 s."""
+    thresholds = [p.settings.leak_detection_threshold for p in pools]
     shortest = min((t for t in thresholds if t is not None), default=10.0)
     return min(5.0, max(0.05, shortest / 4))
-
-
-_loop = Loop("django_sqla_pool-leaks", scan, _interval)
-#: Start the watcher thread in this process if it is not running.
-ensure_watcher = _loop.ensure
-os.register_at_fork(after_in_child=_loop.after_fork_in_child)

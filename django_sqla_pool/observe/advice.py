@@ -29,8 +29,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..conf import parse_pool_settings
 from .capacity import configured_processes
-from .conf import parse_pool_settings
+from .tables import table as columns
 
 #: Less than this in the busiest process is too little data to advise on.
 MIN_CHECKOUTS = 200
@@ -235,8 +236,6 @@ def advise(db: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
 
 def format_advice(advice: dict[str, Any]) -> str:
     """The advice as text, as ``poolstats --advise`` prints it."""
-    from .management.commands.poolstats import table as columns
-
     lines = [f"== {advice['alias']}: sizing advice"]
     rows = advice["observed"]
     if rows:

@@ -3,7 +3,7 @@
 One daemon thread per process (started when a pool opens its first
 connection, and again in a forked child) wakes once a second: it records a
 sample of every pool's gauges and counters in a ring buffer and, when a
-stats directory is configured, writes the process's snapshot (``shared.py``).
+stats directory is configured, writes the process's snapshot (``snapshots.py``).
 The checkout and checkin path does no extra work for any of this.
 """
 
@@ -18,7 +18,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import event
 
-from .background import Loop
+from ..core import registry
+from ..core.background import Loop
+from ..core.pool import SqlaPool
+from . import snapshots
 
 logger = logging.getLogger("django_sqla_pool")
 
@@ -44,8 +47,6 @@ _samples: dict[str, deque[Sample]] = {}  # by pool name, so a rebuilt pool conti
 
 def sample(now: float | None = None) -> None:
     """Record one sample of every pool of this process."""
-    from . import registry
-
     now = time.time() if now is None else now
     for pool in registry.pools():
         counters = pool.stats
@@ -79,10 +80,8 @@ def reset() -> None:
 
 
 def _tick() -> None:
-    from . import shared
-
     sample()
-    shared.maybe_write()
+    snapshots.maybe_write()
 
 
 _loop = Loop("django_sqla_pool-stats", _tick, lambda: INTERVAL)
@@ -96,8 +95,6 @@ def _on_connect(dbapi_conn: Any, record: Any) -> None:
 
 def install() -> None:
     """Start the sampler with the first connection any pool opens (called from AppConfig)."""
-    from .pool import SqlaPool
-
     if not event.contains(SqlaPool, "connect", _on_connect):
         event.listen(SqlaPool, "connect", _on_connect)
 

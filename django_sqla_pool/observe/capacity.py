@@ -20,10 +20,10 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
-from .conf import InvalidPoolSetting, is_pooled, parse_pool_settings
-from .fleet import parse_application_name
+from ..conf import InvalidPoolSetting, is_pooled, parse_pool_settings
+from ..core.family import Family
 
 #: The Django setting (or environment variable) with the number of processes,
 #: on every host, that use these DATABASES.
@@ -32,19 +32,6 @@ PROCESSES_SETTING = "DJANGO_SQLA_POOL_PROCESSES"
 W_OVER = "django_sqla_pool.W010"
 W_UNREACHABLE = "django_sqla_pool.W011"
 E_PROCESSES = "django_sqla_pool.E010"
-
-# One row per backend the server counts against max_connections (as fleet.py
-# counts them); application_name tells which are pooled by this package.
-_BUDGET_SQL = """
-SELECT
-    current_setting('max_connections')::int,
-    current_setting('superuser_reserved_connections')::int,
-    coalesce(current_setting('reserved_connections', true), '0')::int,
-    array(
-        SELECT coalesce(application_name, '') FROM pg_stat_activity
-        WHERE backend_type = 'client backend' OR (backend_type IS NULL AND datid IS NOT NULL)
-    )
-"""
 
 
 @dataclass(frozen=True)
@@ -124,15 +111,15 @@ def configured_processes() -> Processes | None:
 
 def server_budget(connection: Any) -> ServerBudget:
     """Ask the server, through this Django connection, how many slots it has and who holds them."""
+    family: Family = connection.pool_family
     with connection.cursor() as cursor:
-        cursor.execute(_BUDGET_SQL)
-        max_connections, superuser_reserved, reserved, names = cursor.fetchone()
-    ours = [parse_application_name(name) for name in names]
-    pooled = [o for o in ours if o is not None]
+        limits = family.read_limits(cursor)
+        backends = family.read_backends(cursor)
+    pooled = [b.mark for b in backends if b.mark is not None]
     return ServerBudget(
-        max_connections=max_connections,
-        reserved=superuser_reserved + reserved,
-        connections=len(names),
+        max_connections=limits.max_connections,
+        reserved=limits.superuser_reserved + limits.reserved,
+        connections=len(backends),
         pooled=len(pooled),
         processes_seen=len({(host, pid) for _, host, pid in pooled}),
     )
@@ -147,8 +134,6 @@ def server_key(settings_dict: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _connection(alias: str) -> Any:
-    from django.db import connections
-
     return connections[alias]
 
 

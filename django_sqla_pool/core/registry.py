@@ -5,6 +5,10 @@ DatabaseWrapper objects Django creates, and every thread of the process must
 share it. Pools are keyed by alias, effective connection parameters and pool
 settings, so changing NAME (test databases, --parallel clones, xdist) gets
 a new pool instead of reusing connections to the old database.
+
+The registry is the top of the pool core: it owns the two background loops
+(housekeeping, leak watch) and hands them its pools, so the modules below it
+never import it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import threading
 import weakref
 from typing import Any
 
-from . import housekeeping
-from .conf import PoolSettings
+from . import housekeeping, leaks
+from .background import Loop
+from .family import Family
 from .pool import SqlaPool
+from .settings import PoolSettings
 
 _lock = threading.Lock()
 _pools: dict[tuple[Any, ...], SqlaPool] = {}
@@ -33,15 +39,9 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _pool_name(alias: str, params: dict[str, Any]) -> str:
-    host = params.get("host") or "localhost"
-    port = params.get("port") or 5432
-    user = params.get("user") or ""
-    dbname = params.get("dbname") or ""
-    return f"{alias}:{user}@{host}:{port}/{dbname}"
-
-
-def get_pool(alias: str, params: dict[str, Any], settings: PoolSettings) -> SqlaPool:
+def get_pool(
+    alias: str, params: dict[str, Any], settings: PoolSettings, family: Family
+) -> SqlaPool:
     """The pool for these parameters, created on first use (safe when threads race)."""
     key = (alias, settings, tuple(sorted((k, _hashable(v)) for k, v in params.items())))
     pool = _pools.get(key)
@@ -52,14 +52,19 @@ def get_pool(alias: str, params: dict[str, Any], settings: PoolSettings) -> Sqla
             if pool is None:
                 pool = SqlaPool(
                     alias=alias,
-                    name=_pool_name(alias, params),
+                    name=family.pool_name(alias, params),
                     settings=settings,
                     connect_params=dict(params),
+                    family=family,
                 )
                 _pools[key] = pool
                 created = True
     if created:
-        housekeeping.pool_created(pool)  # warm start, in the background
+        if housekeeping.needs_housekeeping(pool):
+            _housekeeper.ensure()
+            _housekeeper.wake()  # warm start, in the background, now
+        if settings.leak_detection_threshold is not None:
+            _leak_watch.ensure()
     return pool
 
 
@@ -77,6 +82,18 @@ def close_pools(alias: str | None = None) -> None:
         pool.retire()
 
 
+_housekeeper = Loop(
+    "django_sqla_pool-housekeeper",
+    lambda: housekeeping.run(pools()),
+    lambda: housekeeping.interval(pools()),
+)
+_leak_watch = Loop(
+    "django_sqla_pool-leaks",
+    lambda: leaks.scan(pools()),
+    lambda: leaks.interval(pools()),
+)
+
+
 def track(wrapper: Any) -> None:
     _wrappers.add(wrapper)
 
@@ -92,6 +109,9 @@ def _forget_inherited() -> None:
     _pools.clear()
     for wrapper in list(_wrappers):
         wrapper._forget_pooled_connection()
+    housekeeping.forget_after_fork()
+    _housekeeper.after_fork_in_child()
+    _leak_watch.after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_forget_inherited)

@@ -26,12 +26,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
-from . import driver, registry
-from .conf import HEALTH_TIMEOUT_SETTING, HEALTH_WINDOW, health_timeout, is_pooled
-from .exceptions import PoolConnectError, PoolTimeout
+from ..conf import HEALTH_TIMEOUT_SETTING, HEALTH_WINDOW, health_timeout, is_pooled
+from ..core import registry
+from ..core.errors import PoolConnectError, PoolTimeout
+from ..core.pool import SqlaPool
 from .fleet import read_fleet
-from .pool import SqlaPool
 from .report import pooled_aliases, saturation
 
 logger = logging.getLogger("django_sqla_pool")
@@ -117,8 +118,8 @@ class _Attempt:
                 cursor.execute("SELECT 1")
                 row = cursor.fetchone()
                 if self.numbers:
-                    self.server = read_fleet(cursor, pool.alias)["server"]
-        except driver.DriverError as error:
+                    self.server = read_fleet(cursor, pool.alias, pool.family)["server"]
+        except pool.family.Error as error:
             return DOWN, f"SELECT 1 failed: {type(error).__name__}: {error}".strip()
         finally:
             pool.checkin(record)  # a broken connection is discarded there
@@ -154,12 +155,12 @@ def _exhausted(pool: SqlaPool, waited: float) -> str:
 
 def _pool_of(alias: str) -> SqlaPool:
     """The pool this process's requests use for ``alias`` (created if none yet)."""
-    from django.db import connections
-
     if alias not in settings.DATABASES or not is_pooled(settings.DATABASES[alias]):
         raise ImproperlyConfigured(f"database alias {alias!r} does not use django_sqla_pool")
     wrapper: Any = connections[alias]
-    return registry.get_pool(alias, wrapper.get_connection_params(), wrapper.pool_settings)
+    return registry.get_pool(
+        alias, wrapper.get_connection_params(), wrapper.pool_settings, wrapper.pool_family
+    )
 
 
 def _start(pool: SqlaPool, bound: float, numbers: bool) -> _Attempt:

@@ -13,9 +13,10 @@ The rule, for every pool of this process, at every round of the housekeeper
   failure is logged and counted (``connect_errors``) and retried with
   backoff; it never reaches a request.
 
-The round runs right after a pool is created (warm start), then every
-``interval()`` seconds. It reads what checkout and checkin already record
-(``record.info["returned"]``), so requests pay nothing for it. No lock is held
+The registry's housekeeper thread runs the round right after a pool is
+created (warm start), then every ``interval()`` seconds. It reads what
+checkout and checkin already record (``record.info["returned"]``), so
+requests pay nothing for it. No lock is held
 while a connection is opened or closed. A forked child starts with no pools
 and no housekeeper; its own pools, created by its first query or by
 ``open_pools()``, are warmed by its own housekeeper, and it never touches the
@@ -31,9 +32,8 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from .background import Loop
 
 if TYPE_CHECKING:
     from .pool import SqlaPool
@@ -183,11 +183,9 @@ def tend(pool: SqlaPool, now: float | None = None) -> None:
     fill(pool, now)
 
 
-def run() -> None:
-    """One round over every pool of this process."""
-    from . import registry
-
-    for pool in registry.pools():
+def run(pools: Iterable[SqlaPool]) -> None:
+    """One round over these pools (the registry's housekeeper passes every pool it has)."""
+    for pool in pools:
         if not needs_housekeeping(pool):
             continue
         try:
@@ -196,10 +194,8 @@ def run() -> None:
             logger.exception("housekeeping failed: pool=%s", pool.name)
 
 
-def interval() -> float:
-    from . import registry
-
-    pools = registry.pools()
+def interval(pools: list[SqlaPool]) -> float:
+    """Seconds until the next round: a quarter of the shortest idle timeout, or a retry."""
     timeouts = [p.settings.pool_idle_timeout for p in pools]
     shortest = min((t for t in timeouts if t is not None), default=4 * INTERVAL_MAX) / 4
     # A failed background connect is retried when its backoff says, not a round later.
@@ -209,21 +205,8 @@ def interval() -> float:
     return min(INTERVAL_MAX, max(INTERVAL_MIN, min([shortest, *retries])))
 
 
-_loop = Loop("django_sqla_pool-housekeeper", run, interval)
-
-
-def pool_created(pool: SqlaPool) -> None:
-    """Start the housekeeper (once per process) and warm the new pool now."""
-    if needs_housekeeping(pool):
-        _loop.ensure()
-        _loop.wake()
-
-
-def _forget_after_fork() -> None:
+def forget_after_fork() -> None:
+    """In a forked child: the parent's retry states (the registry calls this)."""
     global _states_lock
     _states_lock = threading.Lock()
     _states.clear()
-    _loop.after_fork_in_child()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import ServerSettingsError
+from ..settings import PoolSettings
 from . import driver
-from .conf import PoolSettings
-from .exceptions import ServerSettingsError
 
 _UNITS_MS = {"": 1, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SHOWN = re.compile(r"^\s*(\d+)\s*(ms|s|min|h|d)?\s*$")

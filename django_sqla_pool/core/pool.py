@@ -25,13 +25,13 @@ from sqlalchemy.pool import PoolResetState, QueuePool
 # returns and the reset modes QueuePool stores.
 from sqlalchemy.pool.base import _ConnectionRecord, reset_commit, reset_rollback
 
-from . import driver, leaks, server_settings
 from . import outage as outage_module
-from .conf import PoolSettings
-from .exceptions import PoolConnectError, PoolTimeout, ServerSettingsError
+from .counters import PoolStats
+from .errors import PoolConnectError, PoolTimeout, ServerSettingsError
 from .fairqueue import FairQueue
+from .family import Family
 from .outage import Outage, ServerDown
-from .stats import PoolStats
+from .settings import PoolSettings
 from .throttle import Throttle
 
 logger = logging.getLogger("django_sqla_pool")
@@ -121,8 +121,10 @@ class SqlaPool(QueuePool):
         name: str,
         settings: PoolSettings,
         connect_params: dict[str, Any],
+        family: Family,
     ) -> None:
         self.alias = alias
+        self.family = family
         self.name = name
         self.settings = settings
         self.stats = PoolStats()
@@ -159,8 +161,6 @@ class SqlaPool(QueuePool):
         event.listen(self, "close_detached", self._on_close_detached)
         if reset == "discard":
             event.listen(self, "reset", self._on_reset_discard)
-        if settings.leak_detection_threshold is not None:
-            leaks.ensure_watcher()
 
     def __repr__(self) -> str:
         return f"<SqlaPool {self.name}>"
@@ -249,7 +249,7 @@ class SqlaPool(QueuePool):
                 if retried:
                     self._outage.release()
                 raise self._timed_out(start) from None
-            except (driver.DriverError, sa_exc.InvalidRequestError, ServerDown) as error:
+            except (self.family.Error, sa_exc.InvalidRequestError, ServerDown) as error:
                 # Returns when this thread should try again; raises otherwise.
                 self._wait_for_server(error, start, retried)
                 retried = True
@@ -292,7 +292,7 @@ class SqlaPool(QueuePool):
         outage = self._outage
         outage.release()
         if not isinstance(error, ServerDown) and (
-            not outage.grace or not outage_module.is_transient(error)
+            not outage.grace or not self.family.is_transient(error)
         ):
             raise PoolConnectError(
                 f"django_sqla_pool: could not open a connection for database alias "
@@ -339,7 +339,7 @@ class SqlaPool(QueuePool):
             self.retired
             or self._abandoned
             or record.finalize_callback
-            or not driver.idle_and_open(dbapi_conn)
+            or not self.family.idle_and_open(dbapi_conn)
             or self.dispatch.reset
             or self.dispatch.checkin
         ):
@@ -425,7 +425,7 @@ class SqlaPool(QueuePool):
                 pass  # already invalidated: nothing to reset
             elif self.retired:
                 record.invalidate(_Retired("pool closed"))
-            elif driver.is_broken(dbapi_conn):
+            elif self.family.is_broken(dbapi_conn):
                 record.invalidate(_Disconnected("the server closed the connection"))
             else:
                 record.info["returned"] = now
@@ -464,7 +464,7 @@ class SqlaPool(QueuePool):
             # loop; libpq's transaction status tells without a round trip.
             if mode is not reset_rollback and mode is not reset_commit:
                 return
-            if driver.idle_and_open(dbapi_conn):
+            if self.family.idle_and_open(dbapi_conn):
                 return
             if mode is reset_rollback:
                 dbapi_conn.rollback()
@@ -498,14 +498,14 @@ class SqlaPool(QueuePool):
             if not configured.isdigit() or int(configured) <= 0 or bound < int(configured):
                 params = {**params, "connect_timeout": bound}
         try:
-            conn = driver.connect(params)
+            conn = self.family.connect(params)
         except Exception as error:
             self.stats.connect_failed()
-            refused = server_settings.explain_refusal(error, params, self._where)
+            refused = self.family.explain_refusal(error, params, self._where)
             if refused is not None:
                 self._server_answered()
                 raise ServerSettingsError(refused) from error
-            if outage.grace and outage_module.is_transient(error):
+            if outage.grace and self.family.is_transient(error):
                 if outage.failed(error):
                     logger.warning(
                         "server unreachable: pool=%s; checkouts wait up to connect_grace=%g s "
@@ -525,7 +525,7 @@ class SqlaPool(QueuePool):
             raise
         self._server_answered()
         try:
-            server_settings.apply_and_verify(conn, self.settings, self._where)
+            self.family.verify_session(conn, self.settings, self._where)
         except BaseException:
             conn.close()
             raise
@@ -550,8 +550,8 @@ class SqlaPool(QueuePool):
         # are not all replaced at the same checkout.
         info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
         info["returned"] = None
-        info["backend_pid"] = pid = driver.backend_pid(dbapi_conn)
-        info["watch"] = driver.SocketWatch(dbapi_conn)
+        info["backend_pid"] = pid = self.family.backend_pid(dbapi_conn)
+        info["watch"] = self.family.socket_watch(dbapi_conn)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("connect pool=%s backend_pid=%s", self.name, pid)
 
@@ -601,10 +601,11 @@ class SqlaPool(QueuePool):
         deadline = getattr(self._pool.local, "deadline", None)  # type: ignore[attr-defined]
         if deadline is not None:  # checkout(timeout=...): its bound covers the ping too
             bound = max(0.001, min(bound, deadline - now))
+        family = self.family
         try:
-            driver.ping(dbapi_conn, bound)
-        except driver.DriverError as error:
-            if driver.is_broken(dbapi_conn):
+            family.ping(dbapi_conn, bound)
+        except family.Error as error:
+            if family.is_broken(dbapi_conn):
                 self._invalid_before = now
             return _PingFailed(f"ping failed: {error}".strip())
         return None
@@ -617,7 +618,7 @@ class SqlaPool(QueuePool):
             logger.debug(
                 "invalidate pool=%s backend_pid=%s cause=%s reason=%s",
                 self.name,
-                driver.backend_pid(dbapi_conn),
+                self.family.backend_pid(dbapi_conn),
                 cause,
                 error,
             )
@@ -625,18 +626,16 @@ class SqlaPool(QueuePool):
     def _on_close(self, dbapi_conn: Any, record: Any) -> None:
         self.stats.closed()
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("close pool=%s backend_pid=%s", self.name, driver.backend_pid(dbapi_conn))
+            logger.debug(
+                "close pool=%s backend_pid=%s", self.name, self.family.backend_pid(dbapi_conn)
+            )
 
     def _on_close_detached(self, dbapi_conn: Any) -> None:
         self.stats.closed()
 
     def _on_reset_discard(self, dbapi_conn: Any, record: Any, reset_state: Any) -> None:
-        # Runs before SQLAlchemy's rollback; DISCARD ALL needs no open
-        # transaction, so roll back first (free when already idle).
-        dbapi_conn.rollback()
-        driver.execute_outside_transaction(dbapi_conn, "DISCARD ALL")
-        if self.settings.server_settings_mode == "set":  # DISCARD ALL reset them
-            server_settings.apply_and_verify(dbapi_conn, self.settings, self._where)
+        # Runs before SQLAlchemy's rollback.
+        self.family.discard(dbapi_conn, self.settings, self._where)
 
     def retire(self) -> None:
         """Close the idle connections; checked-out ones are closed when returned."""

@@ -16,9 +16,9 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import shared
-from .conf import is_pooled
+from ..conf import is_pooled
 from .fleet import fleet
+from .snapshots import read_snapshots, stats_dir
 from .stats import pool_stats
 
 #: Version of the report's structure; raised only when a key changes meaning or goes.
@@ -97,8 +97,8 @@ def build_report(
     """
     now = time.time()
     aliases = pooled_aliases() if aliases is None else list(aliases)
-    directory = shared.stats_dir()
-    snapshots = shared.read_snapshots(directory) if directory is not None else None
+    directory = stats_dir()
+    snapshots = read_snapshots(directory) if directory is not None else None
     fleets: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
     for alias in aliases:
         if alias not in settings.DATABASES:

@@ -1,0 +1,73 @@
+"""What the core needs from a database family, as one small table of functions.
+
+The pool, the registry and the observers call these instead of a driver:
+PostgreSQL's are in ``core/postgresql/`` (for whichever driver Django chose);
+another family adds a folder beside it and a ``Family`` of its own, not
+branches in the pool. Each ENGINE names its family as the class attribute
+``pool_family`` of its DatabaseWrapper.
+
+Plain functions in a frozen dataclass rather than methods on a class: the
+checkout path calls several of them per request, and an attribute holding a
+function costs the same as a module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .settings import PoolSettings
+
+
+class SocketWatch(Protocol):
+    def readable(self) -> bool:
+        """True when an idle connection has data or end-of-file waiting (it is ending)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    #: The exception every driver error derives from.
+    Error: type[Exception]
+    #: The error of a query stopped by the statement timeout (counted in the stats).
+    query_canceled: type[Exception]
+
+    # -- connecting ----------------------------------------------------------
+    #: Open one physical connection from the driver parameters.
+    connect: Callable[[dict[str, Any]], Any]
+    #: Add the family's own parameters (marks, bounds, timeouts) to the driver
+    #: parameters, in place, and return them.
+    prepare_params: Callable[[dict[str, Any], str, PoolSettings], dict[str, Any]]
+    #: ``alias:user@host:port/database``, for logs and stats (never a password).
+    pool_name: Callable[[str, dict[str, Any]], str]
+    #: True when a connect failure may heal by itself within seconds (a restart).
+    is_transient: Callable[[BaseException], bool]
+    #: A message for a connect refused because of a parameter a proxy rejects, else None.
+    explain_refusal: Callable[[BaseException, dict[str, Any], str], str | None]
+
+    # -- liveness ------------------------------------------------------------
+    is_broken: Callable[[Any], bool]
+    backend_pid: Callable[[Any], int | None]
+    socket_watch: Callable[[Any], SocketWatch]
+    #: Open and outside a transaction, read without a round trip.
+    idle_and_open: Callable[[Any], bool]
+    #: One bounded round trip; raises ``Error`` if it fails.
+    ping: Callable[[Any, float], None]
+    #: The session's time zone, as the server last reported it, is this one (no round trip).
+    time_zone_is: Callable[[Any, str], bool]
+
+    # -- the session ---------------------------------------------------------
+    #: Set (if needed) and verify the server-side timeouts on a new connection.
+    verify_session: Callable[[Any, PoolSettings, str], None]
+    #: The full reset of ``pool_reset_on_return="discard"``.
+    discard: Callable[[Any, PoolSettings, str], None]
+
+    # -- the server's view ---------------------------------------------------
+    #: ``read_limits(cursor)``: version and connection limits.
+    read_limits: Callable[[Any], Any]
+    #: ``read_backends(cursor)``: one row per client connection, marked if pooled.
+    read_backends: Callable[[Any], Sequence[Any]]
+    #: This host as the marks name it.
+    hostname: str
