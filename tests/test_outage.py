@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from django_sqla_pool import driver, outage
-from django_sqla_pool.conf import parse_pool_settings
 from django_sqla_pool.exceptions import PoolConnectError
 from django_sqla_pool.pool import SqlaPool
 
@@ -21,24 +20,6 @@ Database = driver.Database
 
 #: The proxy of the tests that need an attempt held under way (the fault harness's range).
 PROXY_PORT = 25438
-
-
-@pytest.fixture
-def make_pool() -> Iterator[Any]:
-    made: list[SqlaPool] = []
-
-    def make(params: dict[str, Any], **options: Any) -> SqlaPool:
-        # Every idle connection is pinged: these tests are about opening new
-        # ones, not about how soon a dropped idle connection is noticed.
-        options.setdefault("pool_pre_ping_window", 0)
-        settings = parse_pool_settings("faults", {"OPTIONS": options})
-        pool = SqlaPool(alias="faults", name="faults", settings=settings, connect_params=params)
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.retire()
 
 
 def use(pool: SqlaPool, **kwargs: Any) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,26 +11,10 @@ from django.db import connection
 
 from django_sqla_pool import driver
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
-from django_sqla_pool.conf import LIBPQ_DEFAULTS, parse_pool_settings
+from django_sqla_pool.conf import LIBPQ_DEFAULTS
 from django_sqla_pool.exceptions import PoolConnectError
-from django_sqla_pool.pool import SqlaPool
 
 from .throwaway import Cluster, wait_until
-
-
-@pytest.fixture
-def make_pool() -> Iterator[Any]:
-    made: list[SqlaPool] = []
-
-    def make(params: dict[str, Any], **options: Any) -> SqlaPool:
-        settings = parse_pool_settings("stalls", {"OPTIONS": options})
-        pool = SqlaPool(alias="stalls", name="stalls", settings=settings, connect_params=params)
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.retire()
 
 
 def in_thread(body: Any) -> tuple[threading.Thread, list[Any]]:
