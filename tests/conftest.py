@@ -16,8 +16,8 @@ from django_sqla_pool.conf import URL_SCHEMES
 from django_sqla_pool.core import registry
 from django_sqla_pool.core.postgresql.driver import Database
 
-# The throwaway cluster that fault tests restart, stall and cut off.
-from .throwaway import bouncer, cluster, cluster_session  # noqa: F401
+# The throwaway cluster that fault tests restart, stall and cut off, and their pools.
+from .throwaway import bouncer, cluster, cluster_session, make_pool  # noqa: F401
 
 REAL_DB = {}
 

@@ -178,36 +178,11 @@ def test_page_never_shows_the_database_password(admin_client) -> None:
 def test_chart_draws_utilisation_waiting_and_timeouts() -> None:
     now = 10_000.0
     samples = [
-        Sample(
-            now - 60,
-            checked_out=0,
-            capacity=10,
-            waiting=0,
-            checkouts=1,
-            timeouts=0,
-            wait_ms_total=0.0,
-        ),
-        Sample(
-            now - 30,
-            checked_out=5,
-            capacity=10,
-            waiting=2,
-            checkouts=5,
-            timeouts=0,
-            wait_ms_total=1.0,
-        ),
-        Sample(
-            now, checked_out=10, capacity=10, waiting=4, checkouts=9, timeouts=1, wait_ms_total=9.0
-        ),
-        Sample(
-            now - 3600,
-            checked_out=10,
-            capacity=10,
-            waiting=0,
-            checkouts=0,
-            timeouts=0,
-            wait_ms_total=0.0,
-        ),
+        # time, checked_out, capacity, waiting, checkouts, timeouts, wait_ms_total
+        Sample(now - 60, 0, 10, 0, 1, 0, 0.0),
+        Sample(now - 30, 5, 10, 2, 5, 0, 1.0),
+        Sample(now, 10, 10, 4, 9, 1, 9.0),
+        Sample(now - 3600, 10, 10, 0, 0, 0, 0.0),
     ]
     drawn = chart(sorted(samples), now, span=600)
     assert drawn["samples"] == 3 and drawn["enough"]

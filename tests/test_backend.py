@@ -14,10 +14,12 @@ from django.db.utils import DatabaseError
 from demo.models import Note
 from django_sqla_pool import PoolConnectError, PoolTimeout
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
+from django_sqla_pool.core import pool as pool_module
 from django_sqla_pool.core import registry
 from django_sqla_pool.core.postgresql.params import HOSTNAME as _HOSTNAME
 
 from .conftest import backend_pid, pool_of
+from .throwaway import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -181,16 +183,26 @@ def test_exhausted_pool_raises_a_clear_operational_error_and_logs_it(make_wrappe
     assert pool_of(holder).stats.timeouts == 1
 
 
-def test_slow_wait_is_logged_at_warning(make_wrapper, caplog) -> None:
-    holder = make_wrapper("slow", pool_size=1, max_overflow=0, pool_timeout=0.4)
+def test_slow_wait_is_logged_at_warning(make_wrapper, caplog, monkeypatch) -> None:
+    # A wait of 0.2 s is slow, while pool_timeout leaves room for a busy machine.
+    monkeypatch.setattr(pool_module, "SLOW_WAIT", 0.2)
+    holder = make_wrapper("slow", pool_size=1, max_overflow=0, pool_timeout=10)
     backend_pid(holder)
+    pool = pool_of(holder)
     caplog.set_level(logging.WARNING, logger="django_sqla_pool")
-    release = threading.Timer(0.3, holder.close)  # the slow holder returns it after 0.3 s
+
+    def release_once_the_wait_is_slow() -> None:
+        wait_until(lambda: pool.waiting == 1, what="the waiter queued")
+        queued = time.monotonic()  # the waiter's wait began before this
+        wait_until(lambda: time.monotonic() - queued > 0.3, what="the wait to become slow")
+        holder.close()
+
+    release = threading.Thread(target=release_once_the_wait_is_slow)
     holder.inc_thread_sharing()
     release.start()
-    waiter = make_wrapper("slow", pool_size=1, max_overflow=0, pool_timeout=0.4)
+    waiter = make_wrapper("slow", pool_size=1, max_overflow=0, pool_timeout=10)
     try:
-        waiter.ensure_connection()  # waits ~0.3 s: more than pool_timeout / 2
+        waiter.ensure_connection()  # waits > 0.3 s: more than SLOW_WAIT
     finally:
         release.join()
         holder.dec_thread_sharing()

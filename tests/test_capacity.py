@@ -22,7 +22,7 @@ from django_sqla_pool.observe.capacity import (
     configured_processes,
 )
 
-from . import pgcluster
+from .throwaway import Cluster
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,14 +36,11 @@ def _no_process_count_from_the_environment(monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_server() -> Iterator[pgcluster.Cluster]:
+def small_server() -> Iterator[Cluster]:
     """A server of the test's own with max_connections 20 (3 of them reserved)."""
-    if not pgcluster.available():
-        pytest.skip("needs initdb and pg_ctl")
-    cluster = pgcluster.Cluster(25450, max_connections=20, superuser_reserved_connections=3)
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    with Cluster(25450) as cluster:
+        cluster.start(max_connections=20, superuser_reserved_connections=3)
+        yield cluster
 
 
 @pytest.fixture
@@ -84,7 +81,7 @@ def test_a_fleet_that_fits_is_silent(small) -> None:
 
 
 def test_connections_of_other_clients_shrink_the_room(small, small_server) -> None:
-    others = [Database.connect(**small_server.params) for _ in range(8)]
+    others = [Database.connect(**small_server.params()) for _ in range(8)]
     try:
         [warning] = check(small, Processes(1, "the test"))
     finally:

@@ -19,8 +19,8 @@ from django_sqla_pool import open_pools
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.core import housekeeping, registry
 
-from . import pgcluster
 from .conftest import backend_pid, run_in_child
+from .throwaway import Cluster
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -222,12 +222,9 @@ def test_a_thread_left_waiting_as_an_idle_connection_closes_is_served(
 
 
 @pytest.fixture
-def down_server() -> Iterator[pgcluster.Cluster]:
-    if not pgcluster.available():
-        pytest.skip("needs initdb and pg_ctl")
-    cluster = pgcluster.Cluster(25452)
-    yield cluster
-    cluster.destroy()
+def down_server() -> Iterator[Cluster]:
+    with Cluster(25452) as cluster:
+        yield cluster
 
 
 def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(

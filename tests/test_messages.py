@@ -27,29 +27,36 @@ def wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyp
 
 @pytest.mark.django_db(transaction=True)
 def test_timeout_message_counts_the_other_waiting_threads_in_good_english(make_wrapper) -> None:
-    holder = make_wrapper("plural", pool_size=1, max_overflow=0, pool_timeout=4)
-    backend_pid(holder)  # holds the only connection until the end
+    holder = make_wrapper("plural", pool_size=1, max_overflow=0, pool_timeout=30)
+    backend_pid(holder)  # holds the only connection
     pool = pool_of(holder)
-    messages: dict[str, str] = {}
+    served = threading.Event()
+    done = threading.Event()
 
-    def wait(name: str) -> None:
-        try:
-            pool.checkin(pool.checkout())
-        except PoolTimeout as error:
-            messages[name] = str(error)
+    def wait_to_be_served() -> None:  # within pool_timeout: the holder's checkin ends the wait
+        record = pool.checkout()
+        served.set()
+        done.wait(15)
+        pool.checkin(record)
 
-    first = threading.Thread(target=wait, args=("first",))
-    first.start()
-    wait_for(lambda: pool.waiting == 1)
-    second = threading.Thread(target=wait, args=("second",))
-    second.start()
-    wait_for(lambda: pool.waiting == 2)
-    first.join(15)
-    second.join(15)
-    holder.close()
-    # The first to time out leaves one waiter behind; the second, none.
-    assert "all 1 in use, 1 other thread waiting)" in messages["first"]
-    assert "all 1 in use, 0 other threads waiting)" in messages["second"]
+    other = threading.Thread(target=wait_to_be_served)
+    other.start()
+    try:
+        wait_for(lambda: pool.waiting == 1)
+        # The first to time out leaves the other waiter behind; the second, once that one
+        # is served, none.
+        with pytest.raises(PoolTimeout) as first:
+            pool.checkout(timeout=0.1)
+        holder.close()
+        assert served.wait(15)
+        with pytest.raises(PoolTimeout) as second:
+            pool.checkout(timeout=0.1)
+    finally:
+        holder.close()
+        done.set()
+        other.join(15)
+    assert "all 1 in use, 1 other thread waiting)" in str(first.value)
+    assert "all 1 in use, 0 other threads waiting)" in str(second.value)
 
 
 def test_e001_hint_links_the_readmes_options_table() -> None:

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from django_sqla_pool.conf import parse_pool_settings
 from django_sqla_pool.core.errors import PoolConnectError
 from django_sqla_pool.core.pool import SqlaPool
-from django_sqla_pool.core.postgresql import POSTGRESQL, driver
+from django_sqla_pool.core.postgresql import driver
 from django_sqla_pool.core.postgresql import transient as pg_errors
 
 from .tcpproxy import TcpProxy
@@ -23,30 +22,6 @@ Database = driver.Database
 
 #: The proxy of the tests that need an attempt held under way (the fault harness's range).
 PROXY_PORT = 25438
-
-
-@pytest.fixture
-def make_pool() -> Iterator[Any]:
-    made: list[SqlaPool] = []
-
-    def make(params: dict[str, Any], **options: Any) -> SqlaPool:
-        # Every idle connection is pinged: these tests are about opening new
-        # ones, not about how soon a dropped idle connection is noticed.
-        options.setdefault("pool_pre_ping_window", 0)
-        settings = parse_pool_settings("faults", {"OPTIONS": options})
-        pool = SqlaPool(
-            alias="faults",
-            name="faults",
-            settings=settings,
-            connect_params=params,
-            family=POSTGRESQL,
-        )
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.retire()
 
 
 def use(pool: SqlaPool, **kwargs: Any) -> int:
@@ -266,14 +241,21 @@ def proxied_params(proxy: TcpProxy) -> dict[str, Any]:
     }
 
 
-def start_late_attempt(pool: SqlaPool, proxy: TcpProxy, results: list[Any]) -> threading.Thread:
-    """Past the grace: one checkout's connection attempt, held by the proxy."""
+def start_late_attempt(
+    make_pool: Any, proxy: TcpProxy
+) -> tuple[SqlaPool, threading.Thread, list[Any]]:
+    """Past the grace: one checkout's connection attempt, held by the proxy.
+
+    The pool (connect_grace 0.2 s), the attempting thread, and the list its result lands in.
+    """
+    pool = make_pool(proxied_params(proxy), connect_grace=0.2)
+    results: list[Any] = []
     with pytest.raises(PoolConnectError, match=r"connect_grace=0\.2 s is over"):
         use(pool)  # the outage begins, and its grace runs out
     proxy.hold()
     attempter = checkout_in_thread(pool, results)
     wait_until(lambda: proxy.held == 1, what="the attempt under way")
-    return attempter
+    return pool, attempter, results
 
 
 def test_past_the_grace_a_checkout_waits_for_the_attempt_under_way(
@@ -282,9 +264,7 @@ def test_past_the_grace_a_checkout_waits_for_the_attempt_under_way(
     # Before: a checkout arriving while another thread's attempt was under way
     # failed at once, even when that attempt was about to succeed (the harness
     # saw 8-9 failures 40-190 ms after a 10 s outage ended).
-    pool = make_pool(proxied_params(proxy), connect_grace=0.2)
-    first: list[Any] = []
-    attempter = start_late_attempt(pool, proxy, first)
+    pool, attempter, first = start_late_attempt(make_pool, proxy)
     waiter_results: list[Any] = []
     waiter = checkout_in_thread(pool, waiter_results)
     wait_until(lambda: pool.stats.server_waits == 3, what="the second checkout waiting")
@@ -301,9 +281,7 @@ def test_past_the_grace_a_checkout_waits_for_the_attempt_under_way(
 def test_past_the_grace_a_failed_attempt_fails_its_waiters_without_attempts_of_their_own(
     proxy: TcpProxy, make_pool
 ) -> None:
-    pool = make_pool(proxied_params(proxy), connect_grace=0.2)
-    first: list[Any] = []
-    attempter = start_late_attempt(pool, proxy, first)
+    pool, attempter, first = start_late_attempt(make_pool, proxy)
     accepted = proxy.accepted
     waiters_results: list[Any] = []
     waiters = [checkout_in_thread(pool, waiters_results) for _ in range(3)]

@@ -4,41 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.db import connection
 
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
-from django_sqla_pool.conf import parse_pool_settings
 from django_sqla_pool.core.errors import PoolConnectError
-from django_sqla_pool.core.pool import SqlaPool
-from django_sqla_pool.core.postgresql import POSTGRESQL, driver
+from django_sqla_pool.core.postgresql import driver
 from django_sqla_pool.core.postgresql.params import LIBPQ_DEFAULTS
 
 from .throwaway import Cluster, wait_until
-
-
-@pytest.fixture
-def make_pool() -> Iterator[Any]:
-    made: list[SqlaPool] = []
-
-    def make(params: dict[str, Any], **options: Any) -> SqlaPool:
-        settings = parse_pool_settings("stalls", {"OPTIONS": options})
-        pool = SqlaPool(
-            alias="stalls",
-            name="stalls",
-            settings=settings,
-            connect_params=params,
-            family=POSTGRESQL,
-        )
-        made.append(pool)
-        return pool
-
-    yield make
-    for pool in made:
-        pool.retire()
 
 
 def in_thread(body: Any) -> tuple[threading.Thread, list[Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -21,14 +22,21 @@ def lines(caplog, text: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if text in r.getMessage()]
 
 
+def exhausted(
+    make_wrapper, caplog, monkeypatch, alias: str, interval: float, timeout: float
+) -> tuple[Any, Any]:
+    """A pool of one connection, held by a wrapper (returned too); a warning line per interval."""
+    monkeypatch.setattr(pool_module, "WARNING_INTERVAL", interval)
+    holder = make_wrapper(alias, pool_size=1, max_overflow=0, pool_timeout=timeout)
+    holder.ensure_connection()
+    caplog.set_level(logging.WARNING, logger="django_sqla_pool")
+    return holder, pool_of(holder)
+
+
 def test_timeouts_log_one_line_per_interval_and_are_all_counted(
     make_wrapper, caplog, monkeypatch
 ) -> None:
-    monkeypatch.setattr(pool_module, "WARNING_INTERVAL", 0.5)
-    holder = make_wrapper("storm", pool_size=1, max_overflow=0, pool_timeout=0.01)
-    holder.ensure_connection()
-    pool = pool_of(holder)
-    caplog.set_level(logging.WARNING, logger="django_sqla_pool")
+    _, pool = exhausted(make_wrapper, caplog, monkeypatch, "storm", interval=0.5, timeout=0.01)
     for _ in range(20):
         with pytest.raises(PoolTimeout):
             pool.checkout()
@@ -48,12 +56,8 @@ def test_timeouts_log_one_line_per_interval_and_are_all_counted(
 def test_slow_checkouts_log_one_line_with_the_count_and_the_worst_wait(
     make_wrapper, caplog, monkeypatch
 ) -> None:
-    monkeypatch.setattr(pool_module, "WARNING_INTERVAL", 60.0)
-    holder = make_wrapper("crowd", pool_size=1, max_overflow=0, pool_timeout=10)
-    holder.ensure_connection()
-    pool = pool_of(holder)
+    holder, pool = exhausted(make_wrapper, caplog, monkeypatch, "crowd", interval=60.0, timeout=10)
     pool._slow_wait = 0.2  # as with pool_timeout 0.4, without risking timeouts
-    caplog.set_level(logging.WARNING, logger="django_sqla_pool")
 
     def take_and_return() -> None:
         pool.checkin(pool.checkout())

@@ -1,9 +1,9 @@
-"""A PostgreSQL cluster of the test's own, to restart, stop, stall and cut off.
+"""PostgreSQL clusters of the tests' own, to configure, restart, stop, stall and cut off.
 
-The machine's shared server is never touched: fault tests run against this
-one, on a port of their own (FAULT_PORT), with data in a temporary folder,
-stopped when the test session ends. PostgreSQL refuses to run as root, so
-as root the cluster runs as the ``postgres`` OS user.
+The machine's shared server is never touched: each cluster has a port of its
+own (fault tests share one session cluster on FAULT_PORT), its data in a
+temporary folder, and is stopped and deleted by ``destroy()``. PostgreSQL
+refuses to run as root, so as root the cluster runs as the ``postgres`` OS user.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -23,7 +24,13 @@ from typing import Any
 
 import pytest
 
-#: This helper's port range is 25420-25429: the cluster and PgBouncer.
+from django_sqla_pool.conf import parse_pool_settings
+from django_sqla_pool.core.pool import SqlaPool
+from django_sqla_pool.core.postgresql import POSTGRESQL
+from django_sqla_pool.core.postgresql.driver import Database
+
+#: This helper's port range is 25420-25429: the session cluster and PgBouncer.
+#: Modules with a cluster of their own use 25450-25459.
 FAULT_PORT = 25420
 BOUNCER_PORT = 25421
 
@@ -43,59 +50,108 @@ def _as_postgres() -> tuple[list[str], Any]:
 
 
 class Cluster:
-    """One throwaway PostgreSQL cluster listening on 127.0.0.1:FAULT_PORT."""
+    """``initdb`` on creation; ``start()``, ``stop()``, ``restart()`` at will; ``destroy()`` at
+    the end (or use it as a context manager). Listens on 127.0.0.1:``port``."""
 
-    def __init__(self, base: str, port: int = FAULT_PORT) -> None:
+    def __init__(self, port: int = FAULT_PORT) -> None:
         initdb, self.pg_ctl = _binary("initdb"), _binary("pg_ctl")
         if not initdb or not self.pg_ctl:
             pytest.skip("initdb/pg_ctl not installed")
         self.run_as, owner = _as_postgres()
         self.port = port
-        self.data = os.path.join(base, "data")
-        os.makedirs(self.data)
+        self.password: str | None = None
+        # Not pytest's tmp_path: the postgres user cannot enter root's folder there.
+        self.dir = tempfile.mkdtemp(prefix=f"sqla-pool-pg-{port}-")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "server.log")
         if owner is not None:
-            os.chown(base, owner.pw_uid, owner.pw_gid)
-            os.chown(self.data, owner.pw_uid, owner.pw_gid)
-        self._run([initdb, "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+        args = ["-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        try:
+            self._run([initdb, *args])
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         with open(os.path.join(self.data, "postgresql.conf"), "a") as conf:
             conf.write(
                 f"port = {port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{base}'\nmax_connections = 40\nfsync = off\n"
+                f"unix_socket_directories = '{self.dir}'\nmax_connections = 40\nfsync = off\n"
                 "lc_messages = 'C'\n"
             )
-        self.log = os.path.join(base, "server.log")
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.destroy()
 
     def _run(self, args: list[str]) -> None:
-        subprocess.run([*self.run_as, *args], check=True, capture_output=True, timeout=60)
+        subprocess.run([*self.run_as, *args], check=True, capture_output=True, timeout=90)
 
     def params(self, **extra: Any) -> dict[str, Any]:
+        """Driver connection parameters for this server, over TCP."""
+        password = {"password": self.password} if self.password is not None else {}
         return {
             "host": "127.0.0.1",
             "port": self.port,
             "user": "postgres",
             "dbname": "postgres",
+            **password,
             **extra,
         }
 
-    def start(self) -> None:
-        # The port is inside the kernel's ephemeral range: a client socket of
-        # another process may hold it for a moment, so retry a few times.
-        for attempt in range(20):
-            try:
-                self._run([self.pg_ctl, "-D", self.data, "-l", self.log, "-w", "-t", "30", "start"])
-                return
-            except subprocess.CalledProcessError:
-                if attempt == 19:
-                    raise
-                time.sleep(0.5)
+    def settings_dict(self, base: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """A copy of a DATABASES entry pointing at this server, with these OPTIONS added."""
+        return {
+            **base,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "NAME": "postgres",
+            "USER": "postgres",
+            "PASSWORD": self.password or "",
+            "OPTIONS": {**base.get("OPTIONS", {}), **options},
+        }
+
+    def start(self, *, password: str | None = None, **settings: Any) -> None:
+        """Start the server with these server parameters (``postgres -c name=value``).
+
+        With ``password``, TCP clients must give it for the ``postgres`` role
+        (scram-sha-256); without, they are trusted. The Unix socket, which only
+        ``execute()`` uses, is always trusted. ``restart()`` keeps both.
+        """
+        method = "trust" if password is None else "scram-sha-256"
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as hba:
+            hba.write(f"local all all trust\nhost all all 127.0.0.1/32 {method}\n")
+        command = [self.pg_ctl, "-D", self.data, "-l", self.log, "-w", "-t", "30"]
+        if settings:
+            flags = (f"-c {shlex.quote(f'{key}={value}')}" for key, value in settings.items())
+            command += ["-o", " ".join(flags)]
+        self._run([*command, "start"])
+        self.password = password
+        if password is not None:
+            literal = password.replace("'", "''")
+            # READ WRITE: also when started with default_transaction_read_only=on.
+            self.execute(
+                "BEGIN READ WRITE; SET LOCAL password_encryption = 'scram-sha-256'; "
+                f"ALTER ROLE postgres PASSWORD '{literal}'; COMMIT"
+            )
 
     def stop(self, mode: str = "fast") -> None:
         self._run([self.pg_ctl, "-D", self.data, "-m", mode, "-w", "-t", "30", "stop"])
 
     def restart(self, mode: str = "fast") -> None:
+        """Stop and start again, with the server parameters of the last start."""
         self._run(
             [self.pg_ctl, "-D", self.data, "-l", self.log, "-m", mode, "-w", "-t", "30", "restart"]
         )
+
+    def destroy(self) -> None:
+        if self.is_running():
+            try:
+                self.stop("immediate")
+            except subprocess.SubprocessError:
+                os.kill(self.postmaster_pid(), signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def is_running(self) -> bool:
         return os.path.exists(os.path.join(self.data, "postmaster.pid"))
@@ -103,6 +159,17 @@ class Cluster:
     def postmaster_pid(self) -> int:
         with open(os.path.join(self.data, "postmaster.pid")) as pidfile:
             return int(pidfile.readline())
+
+    def execute(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run SQL on a connection of its own over the Unix socket, outside any pool."""
+        conn = Database.connect(host=self.dir, port=self.port, user="postgres", dbname="postgres")
+        try:
+            conn.autocommit = True
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            conn.close()
 
     @contextmanager
     def stopped_process(self, pid: int) -> Iterator[None]:
@@ -141,22 +208,9 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster_session() -> Iterator[Cluster]:
-    base = tempfile.mkdtemp(prefix="faultcore-pg-")
-    try:
-        cluster = Cluster(base)
+    with Cluster() as cluster:
         cluster.start()
-    except BaseException:
-        shutil.rmtree(base, ignore_errors=True)
-        raise
-    try:
         yield cluster
-    finally:
-        if cluster.is_running():
-            try:
-                cluster.stop("immediate")
-            except subprocess.SubprocessError:
-                os.kill(cluster.postmaster_pid(), signal.SIGKILL)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
@@ -167,6 +221,32 @@ def cluster(cluster_session: Cluster) -> Iterator[Cluster]:
     yield cluster_session
     if not cluster_session.is_running():
         cluster_session.start()
+
+
+@pytest.fixture
+def make_pool() -> Iterator[Any]:
+    """A factory: ``make_pool(connect_params, **options)`` builds a bare SqlaPool (no Django
+    wrapper, not in the registry); each is retired after the test."""
+    made: list[SqlaPool] = []
+
+    def make(params: dict[str, Any], **options: Any) -> SqlaPool:
+        # Every idle connection is pinged: these tests are about the server going
+        # away, not about how soon a dropped idle connection is noticed.
+        options.setdefault("pool_pre_ping_window", 0)
+        settings = parse_pool_settings("throwaway", {"OPTIONS": options})
+        pool = SqlaPool(
+            alias="throwaway",
+            name="throwaway",
+            settings=settings,
+            connect_params=params,
+            family=POSTGRESQL,
+        )
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.retire()
 
 
 def wait_until(condition: Any, timeout: float = 10.0, what: str = "condition") -> None:
