@@ -5,7 +5,7 @@ the package (an ENGINE, the pool core) does not load the rest of it.
 
 The layers, lowest first (docs/architecture.md; the import contract in
 pyproject.toml keeps them): ``core/`` the pool; ``backends/``, ``conf``,
-``release``, ``warm``, ``dburl`` the Django side; ``observe/`` what reads the
+``release``, ``operations``, ``dburl`` the Django side; ``observe/`` what reads the
 pools; the Django entry points (``apps``, ``checks``, ``admin``, ``views``,
 ``urls``, ``management``); ``contrib/`` the optional integrations.
 """
@@ -27,7 +27,8 @@ _PUBLIC = {
     "PoolConnectError": "django_sqla_pool.core.errors",
     "PoolTimeout": "django_sqla_pool.core.errors",
     "ServerSettingsError": "django_sqla_pool.core.errors",
-    "open_pools": "django_sqla_pool.warm",
+    "drain": "django_sqla_pool.operations",
+    "open_pools": "django_sqla_pool.operations",
     "pool_stats": "django_sqla_pool.observe.stats",
     "release_connections": "django_sqla_pool.release",
 }
@@ -37,6 +38,7 @@ __all__ = [
     "PoolTimeout",
     "ServerSettingsError",
     "__version__",
+    "drain",
     "open_pools",
     "pool_stats",
     "release_connections",
@@ -45,8 +47,8 @@ __all__ = [
 if TYPE_CHECKING:
     from .core.errors import PoolConnectError, PoolTimeout, ServerSettingsError
     from .observe.stats import pool_stats
+    from .operations import drain, open_pools
     from .release import release_connections
-    from .warm import open_pools
 
 
 def __getattr__(name: str) -> Any:

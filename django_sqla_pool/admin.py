@@ -13,7 +13,6 @@ have every permission).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -54,7 +53,7 @@ def _config(alias: str) -> list[tuple[str, Any]]:
         pool_settings = parse_pool_settings(alias, settings.DATABASES[alias])
     except ImproperlyConfigured as error:
         return [("error", str(error))]
-    return list(dataclasses.asdict(pool_settings).items())
+    return list(pool_settings.public().items())
 
 
 class PoolStatsAdmin(admin.ModelAdmin):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from .core.settings import SERVER_KEYS, PoolSettings
 
@@ -54,6 +55,9 @@ POOL_KEYS = (
     "server_settings_mode",
     "pool_min_size",
     "pool_idle_timeout",
+    "pool_recycle_jitter",
+    "credentials",
+    "credentials_ttl",
 )
 #: OPTIONS keys that become PostgreSQL settings sent in the startup packet.
 OUR_KEYS = POOL_KEYS + SERVER_KEYS
@@ -163,6 +167,7 @@ class _Number:
     rule: str
     exclusive: bool = False  # the minimum itself is not allowed
     allow_none: bool = False
+    maximum: float = math.inf
 
 
 _SECONDS_OR_NONE = "use a number of seconds greater than 0, or None to disable"
@@ -190,6 +195,10 @@ _NUMBERS = {
     "ping_timeout": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
     "pool_min_size": _Number(int, 0, "use a whole number of connections, 0 or more"),
     "pool_idle_timeout": _Number(float, 0, _SECONDS_OR_NONE, exclusive=True, allow_none=True),
+    "pool_recycle_jitter": _Number(
+        float, 0, "use a fraction of pool_recycle from 0 (no spread) to 0.5", maximum=0.5
+    ),
+    "credentials_ttl": _Number(float, 0, "use a number of seconds greater than 0", exclusive=True),
     **{key: _Number(int, 0, _MILLISECONDS, allow_none=True) for key in SERVER_KEYS},
 }
 
@@ -238,7 +247,28 @@ def _as_number(alias: str, key: str, value: Any, spec: _Number) -> Any:
         raise _fail(alias, key, value, spec.rule)
     if number < spec.minimum or (spec.exclusive and number == spec.minimum):
         raise _fail(alias, key, value, spec.rule)
+    if number > spec.maximum:
+        raise _fail(alias, key, value, spec.rule)
     return number
+
+
+def _as_provider(alias: str, key: str, value: Any) -> Any:
+    """A callable, or the dotted path of one (a string from a URL or an env file)."""
+    if value is None or callable(value):
+        return value
+    rule = (
+        "use a callable that takes the alias and returns the password (or a mapping with "
+        "'password' and optionally 'user', 'expires_at'), or its dotted path as a string"
+    )
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(alias, key, value, rule)
+    try:
+        provider = import_string(value.strip())
+    except ImportError as error:
+        raise _fail(alias, key, value, f"cannot import it ({error}); {rule}") from None
+    if not callable(provider):
+        raise _fail(alias, key, value, f"it names a {type(provider).__name__}; {rule}")
+    return provider
 
 
 def _as_bool(alias: str, key: str, value: Any) -> bool:
@@ -261,6 +291,8 @@ def _coerce(alias: str, key: str, value: Any) -> Any:
         return _as_number(alias, key, value, _NUMBERS[key])
     if key in ("pool_pre_ping", "pool_use_lifo"):
         return _as_bool(alias, key, value)
+    if key == "credentials":
+        return _as_provider(alias, key, value)
     if key == "server_settings_mode":
         text = str(value).strip().lower()
         if text not in SERVER_SETTINGS_MODES:

@@ -33,6 +33,8 @@ CONFIG_TYPES = {
     "float | None": NULLABLE_NUMBER,
     "bool": bool,
     "str": str,
+    # The credentials provider, shown by its dotted name (never called, never its secret).
+    "Callable[[str], Any] | None": (str, type(None)),
 }
 
 # The documented schema (docs/observability.md), as key -> type or nested schema.
@@ -89,10 +91,13 @@ POOL = {
                 "server_unreachable_errors",
                 "connections_closed_idle",
                 "connections_open_peak",
+                "failovers",
             ),
             int,
         ),
-        "invalidations": dict.fromkeys(("pre_ping", "disconnect", "recycle", "error"), int),
+        "invalidations": dict.fromkeys(
+            ("pre_ping", "disconnect", "recycle", "error", "drained", "failover"), int
+        ),
     },
     "timings": {
         **{f"{k}_ms_{s}": NUMBER for k in ("wait", "held") for s in ("total", "max", "p50", "p99")},
@@ -106,6 +111,8 @@ POOL = {
     "last_timeout_at": NULLABLE_NUMBER,
     "created_at": float,
     "last_connect_error_at": NULLABLE_NUMBER,
+    "servers": dict,
+    "credentials": ({"provider": str, "calls": int, "errors": int}, None),
     "saturation": list,
     "errors": list,
 }

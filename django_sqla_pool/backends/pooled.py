@@ -102,20 +102,26 @@ def _validate_once(alias: str, settings_dict: dict[str, Any]) -> None:
 
 
 class _CountingErrorWrapper(DatabaseErrorWrapper):
-    """Django's error translation, counting queries cancelled by statement_timeout.
+    """Django's error translation, watching the driver's errors on the way.
 
-    Every cursor operation runs inside this context manager; on success
-    ``__exit__`` returns at its first test, exactly as Django's does, so the
-    count costs nothing unless a query failed.
+    It counts queries cancelled by statement_timeout, and tells the pool when
+    the server refuses writes because it is no longer the primary (a
+    switchover: every pooled connection must be replaced). Every cursor
+    operation runs inside this context manager; on success ``__exit__``
+    returns at its first test, exactly as Django's does, so this costs
+    nothing unless a query failed.
     """
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         if exc_type is None:
             return
-        if isinstance(exc_value, self.wrapper.pool_family.query_canceled):  # type: ignore[attr-defined]
-            pool = self.wrapper._lease.pool  # type: ignore[attr-defined]
-            if pool is not None:
+        wrapper: Any = self.wrapper  # type: ignore[attr-defined]
+        pool, family = wrapper._lease.pool, wrapper.pool_family
+        if pool is not None and isinstance(exc_value, family.Error):
+            if isinstance(exc_value, family.query_canceled):
                 pool.stats.statement_timed_out()
+            elif family.is_failover_error(wrapper.connection, exc_value):
+                pool.server_read_only(wrapper._lease.record, exc_value)
         super().__exit__(exc_type, exc_value, traceback)
 
 

@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 #: Causes an invalidation is counted under.
-INVALIDATION_CAUSES = ("pre_ping", "disconnect", "recycle", "error")
+INVALIDATION_CAUSES = ("pre_ping", "disconnect", "recycle", "error", "drained", "failover")
 
 _RECENT = 1024  # samples kept for the recent percentiles
 
@@ -86,6 +86,10 @@ class PoolStats:
         self.connections_closed_idle = 0
         #: The most connections open at once (checked out, idle and being opened).
         self.connections_open_peak = 0
+        #: Times a connection found its server refusing writes (a switchover).
+        self.failovers = 0
+        #: Open connections by the host:port they reached (several with a multi-host HOST).
+        self._servers: dict[str, int] = {}
 
     def opened(self, seconds: float) -> None:
         with self._lock:
@@ -118,9 +122,27 @@ class PoolStats:
         with self._lock:
             self.server_unreachable_errors += 1
 
-    def closed(self) -> None:
+    def server_opened(self, server: str | None) -> None:
+        if server is None:
+            return
+        with self._lock:
+            self._servers[server] = self._servers.get(server, 0) + 1
+
+    def closed(self, server: str | None = None) -> None:
         with self._lock:
             self.connections_closed += 1
+            if server is not None and self._servers.get(server):
+                self._servers[server] -= 1
+                if not self._servers[server]:
+                    del self._servers[server]
+
+    def servers(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._servers)
+
+    def failed_over(self) -> None:
+        with self._lock:
+            self.failovers += 1
 
     def invalidated(self, cause: str) -> None:
         with self._lock:
@@ -179,6 +201,7 @@ class PoolStats:
                 "server_unreachable_errors": self.server_unreachable_errors,
                 "connections_closed_idle": self.connections_closed_idle,
                 "connections_open_peak": self.connections_open_peak,
+                "failovers": self.failovers,
             }
 
     def timings(self) -> dict[str, float]:

@@ -15,3 +15,16 @@ class PoolConnectError(OperationalError):
 
 class ServerSettingsError(PoolConnectError):
     """The server did not apply statement_timeout, lock_timeout, ... (a pooler in front)."""
+
+
+class CredentialsError(PoolConnectError):
+    """The credentials provider raised or returned something unusable.
+
+    ``transient``: the provider said the failure may heal (it raised an exception
+    with ``transient = True``, such as a throttled token endpoint); the pool then
+    retries it within ``connect_grace`` as it would a restarting server.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -46,6 +46,10 @@ class Family:
     is_transient: Callable[[BaseException], bool]
     #: A message for a connect refused because of a parameter a proxy rejects, else None.
     explain_refusal: Callable[[BaseException, dict[str, Any], str], str | None]
+    #: The server refused the credentials (with a rotating secret, a new one may work).
+    is_auth_failure: Callable[[BaseException], bool]
+    #: ``host:port`` a connection reached (which one, with several hosts configured).
+    server_address: Callable[[Any], str | None]
 
     # -- liveness ------------------------------------------------------------
     is_broken: Callable[[Any], bool]
@@ -57,6 +61,14 @@ class Family:
     ping: Callable[[Any, float], None]
     #: The session's time zone, as the server last reported it, is this one (no round trip).
     time_zone_is: Callable[[Any, str], bool]
+
+    # -- failover ------------------------------------------------------------
+    #: ``is_failover_error(conn, error)``: the server behind this connection no
+    #: longer takes writes (a standby after a switchover), as opposed to an
+    #: error of the application's own making.
+    is_failover_error: Callable[[Any, BaseException], bool]
+    #: The session cannot write (read from the server's reports, no round trip).
+    is_read_only: Callable[[Any], bool]
 
     # -- the session ---------------------------------------------------------
     #: Set (if needed) and verify the server-side timeouts on a new connection.

@@ -27,7 +27,8 @@ from sqlalchemy.pool.base import _ConnectionRecord, reset_commit, reset_rollback
 
 from . import outage as outage_module
 from .counters import PoolStats
-from .errors import PoolConnectError, PoolTimeout, ServerSettingsError
+from .credentials import Credentials
+from .errors import CredentialsError, PoolConnectError, PoolTimeout, ServerSettingsError
 from .fairqueue import FairQueue
 from .family import Family
 from .outage import Outage, ServerDown
@@ -61,10 +62,28 @@ class _PingFailed(sa_exc.DisconnectionError):
     cause = "pre_ping"
 
 
-class _Stale(sa_exc.DisconnectionError):
+class _Retiring(sa_exc.DisconnectionError):
+    """Opened before the pool's connections were retired (see _stale_before)."""
+
+    cause = "pre_ping"
+
+
+class _Stale(_Retiring):
     """Older than a connection whose ping failed: the server likely dropped it too."""
 
     cause = "pre_ping"
+
+
+class _Drained(_Retiring):
+    """Open when drain() was called: replaced, idle at once, busy when returned."""
+
+    cause = "drained"
+
+
+class _FailedOver(_Retiring):
+    """Open when a connection found its server read-only: likely the old primary."""
+
+    cause = "failover"
 
 
 class _Disconnected(Exception):
@@ -132,7 +151,16 @@ class SqlaPool(QueuePool):
         self.retired = False
         self.held: dict[int, Holding] = {}
         self._connect_params = connect_params
-        self._invalid_before = -math.inf
+        #: Connections opened before this time.monotonic() are replaced: idle ones
+        #: at checkout, busy ones when returned. Set by a failed ping, drain() and
+        #: a failover, with the cause they are counted under.
+        self._stale_before = -math.inf
+        self._stale_cause: type[_Retiring] = _Stale
+        self.credentials = (
+            Credentials(settings.credentials, alias, settings.credentials_ttl)
+            if settings.credentials is not None
+            else None
+        )
         self._abandoned: list[_ConnectionRecord] = []
         self._outage = Outage(settings.connect_grace)
         self._where = f"database alias {alias!r} ({name})"
@@ -140,6 +168,7 @@ class SqlaPool(QueuePool):
         self._slow_wait = min(SLOW_WAIT, settings.pool_timeout / 2)
         self._slow_log = Throttle(WARNING_INTERVAL)
         self._timeout_log = Throttle(WARNING_INTERVAL)
+        self._failover_log = Throttle(WARNING_INTERVAL)
         reset = settings.pool_reset_on_return
         super().__init__(
             self._open_connection,
@@ -202,7 +231,8 @@ class SqlaPool(QueuePool):
         """
         self._abandoned.append(record)
 
-    def _reclaim_abandoned(self) -> None:
+    def reclaim_abandoned(self) -> None:
+        """Return what the garbage-collection hook noted (a retired pool closes it)."""
         while self._abandoned:
             try:
                 record = self._abandoned.pop()
@@ -229,7 +259,7 @@ class SqlaPool(QueuePool):
             finally:
                 local.deadline = None
         if self._abandoned:
-            self._reclaim_abandoned()
+            self.reclaim_abandoned()
         start = time.monotonic()
         retried = False
         while True:
@@ -249,7 +279,12 @@ class SqlaPool(QueuePool):
                 if retried:
                     self._outage.release()
                 raise self._timed_out(start) from None
-            except (self.family.Error, sa_exc.InvalidRequestError, ServerDown) as error:
+            except (
+                self.family.Error,
+                sa_exc.InvalidRequestError,
+                ServerDown,
+                CredentialsError,
+            ) as error:
                 # Returns when this thread should try again; raises otherwise.
                 self._wait_for_server(error, start, retried)
                 retried = True
@@ -292,8 +327,10 @@ class SqlaPool(QueuePool):
         outage = self._outage
         outage.release()
         if not isinstance(error, ServerDown) and (
-            not outage.grace or not self.family.is_transient(error)
+            not outage.grace or not self._is_transient(error)
         ):
+            if isinstance(error, PoolConnectError):
+                raise error  # already says which pool and why
             raise PoolConnectError(
                 f"django_sqla_pool: could not open a connection for database alias "
                 f"{self.alias!r} ({self.name}): {error}".rstrip()
@@ -342,6 +379,7 @@ class SqlaPool(QueuePool):
             or not self.family.idle_and_open(dbapi_conn)
             or self.dispatch.reset
             or self.dispatch.checkin
+            or record.info["born"] < self._stale_before
         ):
             return False
         now = time.monotonic()
@@ -416,7 +454,7 @@ class SqlaPool(QueuePool):
     def checkin(self, record: _ConnectionRecord) -> None:
         """Return a connection: reset and pooled, or closed if broken or the pool is retired."""
         if self._abandoned:
-            self._reclaim_abandoned()
+            self.reclaim_abandoned()
         now = time.monotonic()
         self._taken_in(record, now)
         dbapi_conn = record.dbapi_connection
@@ -427,6 +465,8 @@ class SqlaPool(QueuePool):
                 record.invalidate(_Retired("pool closed"))
             elif self.family.is_broken(dbapi_conn):
                 record.invalidate(_Disconnected("the server closed the connection"))
+            elif record.info["born"] < self._stale_before:
+                record.invalidate(self._stale_cause("opened before the pool was drained"))
             else:
                 record.info["returned"] = now
                 self._reset(record, dbapi_conn)
@@ -498,14 +538,14 @@ class SqlaPool(QueuePool):
             if not configured.isdigit() or int(configured) <= 0 or bound < int(configured):
                 params = {**params, "connect_timeout": bound}
         try:
-            conn = self.family.connect(params)
+            conn = self._connect(params)
         except Exception as error:
             self.stats.connect_failed()
             refused = self.family.explain_refusal(error, params, self._where)
             if refused is not None:
                 self._server_answered()
                 raise ServerSettingsError(refused) from error
-            if outage.grace and self.family.is_transient(error):
+            if outage.grace and self._is_transient(error):
                 if outage.failed(error):
                     logger.warning(
                         "server unreachable: pool=%s; checkouts wait up to connect_grace=%g s "
@@ -534,6 +574,34 @@ class SqlaPool(QueuePool):
         self.stats.saw_open(self.size() + self._overflow)
         return conn
 
+    def _connect(self, params: dict[str, Any]) -> Any:
+        """One physical connect, with the provider's secret when there is a provider.
+
+        A secret the server refuses is dropped and the provider asked once
+        more before the connect fails, so a rotation that lands while the old
+        secret is still cached (ALTER ROLE, a revoked lease) costs no request.
+        """
+        credentials = self.credentials
+        if credentials is None:
+            return self.family.connect(params)
+        secret, fresh = credentials.current()
+        try:
+            return self.family.connect({**params, **secret})
+        except Exception as error:
+            if fresh or not self.family.is_auth_failure(error):
+                raise
+            credentials.forget(secret)
+            logger.info(
+                "credentials refused: pool=%s; asking %s for new ones", self.name, credentials.name
+            )
+        secret, _ = credentials.current()
+        return self.family.connect({**params, **secret})
+
+    def _is_transient(self, error: BaseException) -> bool:
+        if isinstance(error, CredentialsError):
+            return error.transient  # the provider says whether it may heal
+        return self.family.is_transient(error)
+
     def _server_answered(self) -> None:
         if self._outage.since is None:
             return
@@ -546,12 +614,15 @@ class SqlaPool(QueuePool):
         recycle = self.settings.pool_recycle
         info = record.info
         info["born"] = now
-        # Jitter lifetimes by -2.5..-5 % so connections opened together
-        # are not all replaced at the same checkout.
-        info["expires"] = now + recycle * random.uniform(0.95, 0.975) if recycle else math.inf
+        # Lifetimes shortened by a random 0..pool_recycle_jitter, so connections
+        # opened together (a fleet started together) are not replaced together.
+        spread = self.settings.pool_recycle_jitter
+        info["expires"] = now + recycle * (1 - random.uniform(0, spread)) if recycle else math.inf
         info["returned"] = None
         info["backend_pid"] = pid = self.family.backend_pid(dbapi_conn)
         info["watch"] = self.family.socket_watch(dbapi_conn)
+        info["server"] = server = self.family.server_address(dbapi_conn)
+        self.stats.server_opened(server)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("connect pool=%s backend_pid=%s", self.name, pid)
 
@@ -587,11 +658,11 @@ class SqlaPool(QueuePool):
         """Why this idle connection must not be handed out, or None if it may."""
         if now >= info["expires"]:
             return _Recycle("connection older than pool_recycle")
+        if info["born"] < self._stale_before:
+            return self._stale_cause("opened before the pool's connections were retired")
         returned = info["returned"]
         if returned is None:
             return None  # never ping a connection that was just opened
-        if info["born"] < self._invalid_before:
-            return _Stale("opened before a connection that failed its ping")
         settings = self.settings
         if not settings.pool_pre_ping:
             return None
@@ -606,7 +677,8 @@ class SqlaPool(QueuePool):
             family.ping(dbapi_conn, bound)
         except family.Error as error:
             if family.is_broken(dbapi_conn):
-                self._invalid_before = now
+                self._stale_cause = _Stale
+                self._stale_before = now
             return _PingFailed(f"ping failed: {error}".strip())
         return None
 
@@ -624,7 +696,7 @@ class SqlaPool(QueuePool):
             )
 
     def _on_close(self, dbapi_conn: Any, record: Any) -> None:
-        self.stats.closed()
+        self.stats.closed(record.info.get("server"))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "close pool=%s backend_pid=%s", self.name, self.family.backend_pid(dbapi_conn)
@@ -636,6 +708,67 @@ class SqlaPool(QueuePool):
     def _on_reset_discard(self, dbapi_conn: Any, record: Any, reset_state: Any) -> None:
         # Runs before SQLAlchemy's rollback.
         self.family.discard(dbapi_conn, self.settings, self._where)
+
+    def drain(self, cause: type[_Retiring] = _Drained) -> int:
+        """Replace every connection open now: idle ones at once, busy ones when returned.
+
+        No request fails: a busy connection finishes its request and is closed
+        at its return; the next checkouts open new ones. Returns how many idle
+        connections were closed now.
+        """
+        self._stale_cause = cause  # before the time: whoever sees the new time sees its cause
+        self._stale_before = time.monotonic()
+        doomed = self._pool.remove_idle(  # type: ignore[attr-defined]
+            lambda record: record.dbapi_connection is not None, self.size() + self._overflow
+        )
+        for record in doomed:
+            # As housekeeping's idle rule does: close, then free its place.
+            try:
+                record.close()
+            finally:
+                self._dec_overflow()
+            self.stats.invalidated(cause.cause)
+        return len(doomed)
+
+    def server_read_only(self, record: _ConnectionRecord | None, error: BaseException) -> None:
+        """A pooled connection found its server refusing writes (SQLSTATE 25006, 0A000).
+
+        After a switchover every connection opened before it most likely
+        reaches the old primary, now a standby, whose ``SELECT 1`` still
+        passes: replace them all (drain()). The request that hit it fails as
+        it would have; nothing is retried behind its back.
+        """
+        born = record.info.get("born", math.inf) if record is not None else math.inf
+        if born < self._stale_before:
+            return  # opened before the last drain: this failover is known already
+        self.stats.failed_over()
+        closed = self.drain(_FailedOver)
+        summary = self._failover_log.note(0.0)
+        if summary is not None:
+            logger.warning(
+                "server refuses writes: pool=%s backend_pid=%s server=%s (%s); replacing "
+                "every connection opened before now (%d idle closed, the busy ones when "
+                "returned) [%d such events since the last such line]",
+                self.name,
+                record.info.get("backend_pid") if record is not None else None,
+                record.info.get("server") if record is not None else None,
+                " ".join(str(error).split()),
+                closed,
+                summary[0],
+            )
+
+    def set_password(self, password: Any) -> None:
+        """The password for connections opened from now on (open ones keep theirs)."""
+        if self._connect_params.get("password") != password:
+            self._connect_params = {**self._connect_params, "password": password}
+
+    @property
+    def password(self) -> Any:
+        return self._connect_params.get("password")
+
+    def servers(self) -> dict[str, int]:
+        """Open connections by the ``host:port`` they reached."""
+        return self.stats.servers()
 
     def retire(self) -> None:
         """Close the idle connections; checked-out ones are closed when returned."""

@@ -6,7 +6,18 @@ Django side); the core only reads them.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+
+def dotted_name(provider: Callable[..., Any]) -> str:
+    """``module.qualname`` of a callable, for messages and stats."""
+    module = getattr(provider, "__module__", None) or "?"
+    name = getattr(provider, "__qualname__", None) or type(provider).__qualname__
+    return f"{module}.{name}"
+
 
 #: OPTIONS keys that become server-side session timeouts, in milliseconds.
 #: Each database family sends them its own way (``core/postgresql/``).
@@ -25,6 +36,10 @@ class PoolSettings:
     pool_timeout: float = 30.0
     #: Seconds after which a connection is replaced at checkout; None disables.
     pool_recycle: float | None = None
+    #: Each connection's lifetime is pool_recycle shortened by a random fraction up
+    #: to this, so that connections opened together (a fleet that started
+    #: together) are not all replaced together.
+    pool_recycle_jitter: float = 0.25
     #: Check that a connection is alive before handing it out.
     pool_pre_ping: bool = True
     #: Connections returned less than this many seconds ago skip the ping round trip.
@@ -50,6 +65,18 @@ class PoolSettings:
     pool_min_size: int = 0
     #: Seconds unused after which a connection beyond pool_min_size is closed; None: never.
     pool_idle_timeout: float | None = 60.0
+    #: Called with the alias at each physical connect: the password, or a mapping
+    #: with password, user, expires_at (``core/credentials.py``). None: PASSWORD.
+    credentials: Callable[[str], Any] | None = None
+    #: Seconds a secret without expires_at is reused before the provider is asked again.
+    credentials_ttl: float = 300.0
+
+    def public(self) -> dict[str, Any]:
+        """Every field, JSON-able: a provider by its dotted name, never called."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.credentials is not None:
+            values["credentials"] = dotted_name(self.credentials)
+        return values
 
     @property
     def max_connections(self) -> int:

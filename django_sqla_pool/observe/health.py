@@ -117,6 +117,7 @@ class _Attempt:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
                 row = cursor.fetchone()
+                read_only = pool.family.is_read_only(connection)
                 if self.numbers:
                     self.server = read_fleet(cursor, pool.alias, pool.family)["server"]
         except pool.family.Error as error:
@@ -125,6 +126,10 @@ class _Attempt:
             pool.checkin(record)  # a broken connection is discarded there
         if row is None or row[0] != 1:
             return DOWN, f"SELECT 1 returned {row!r}"
+        if read_only:
+            # Reads work, writes fail: a standby, or a primary made read-only. With
+            # target_session_attrs=read-write the connect itself would have failed.
+            return DEGRADED, "read-only server: SELECT 1 answered, writes would fail"
         return OK, "SELECT 1 answered"
 
 

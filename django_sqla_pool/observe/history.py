@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import event
 
+from .. import operations
 from ..core import registry
 from ..core.background import Loop
 from ..core.pool import SqlaPool
@@ -81,7 +82,11 @@ def reset() -> None:
 
 def _tick() -> None:
     sample()
+    directory = snapshots.stats_dir()
     snapshots.maybe_write()
+    # The one periodic thread of every process with pools also carries the
+    # fleet-wide drain requests of ``poolstats --drain`` (operations.py).
+    operations.follow_drain_requests(directory)
 
 
 _loop = Loop("django_sqla_pool-stats", _tick, lambda: INTERVAL)

@@ -124,7 +124,8 @@ METRICS: tuple[Metric, ...] = (
         "django_sqla_pool_invalidations_total",
         COUNTER,
         "{connection}",
-        "Connections discarded, by cause: pre_ping, disconnect, recycle, error.",
+        "Connections discarded, by cause: pre_ping, disconnect, recycle, error, drained, "
+        "failover.",
         lambda pool: [
             ({"cause": cause}, float(count))
             for cause, count in pool["counters"]["invalidations"].items()
@@ -170,6 +171,15 @@ METRICS: tuple[Metric, ...] = (
         "{checkout}",
         "Checkouts that failed (PoolConnectError): the server stayed unreachable.",
         _counter("server_unreachable_errors"),
+    ),
+    Metric(
+        "django_sqla_pool.failovers",
+        "django_sqla_pool_failovers_total",
+        COUNTER,
+        "{event}",
+        "Times a connection found its server refusing writes (SQLSTATE 25006 from a "
+        "read-only server, 0A000 in recovery): every older connection was replaced.",
+        _counter("failovers"),
     ),
     Metric(
         "django_sqla_pool.connections.opened",

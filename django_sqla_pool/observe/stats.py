@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import time
@@ -24,7 +23,7 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
                 "name": pool.name,
                 # Every field of PoolSettings, so a new option shows up here, in
                 # poolstats --format json and on the admin page without a second list.
-                "config": dataclasses.asdict(pool.settings),
+                "config": pool.settings.public(),
                 "gauges": pool.gauges(),
                 "counters": pool.stats.counters(),
                 "timings": pool.stats.timings(),
@@ -32,6 +31,15 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
                 "last_timeout_at": pool.stats.last_timeout_at,
                 "created_at": pool.stats.created_at,
                 "last_connect_error_at": pool.stats.last_connect_error_at,
+                # Open connections by the host:port they reached (multi-host HOST).
+                "servers": pool.servers(),
+                "credentials": None
+                if pool.credentials is None
+                else {
+                    "provider": pool.credentials.name,
+                    "calls": pool.credentials.calls,
+                    "errors": pool.credentials.errors,
+                },
             }
         )
     return {

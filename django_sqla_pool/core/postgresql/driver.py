@@ -214,3 +214,59 @@ def execute_outside_transaction(conn: Any, sql: str) -> None:
     finally:
         if not autocommit and not is_broken(conn):
             conn.autocommit = False
+
+
+def _parameter(conn: Any, name: str) -> str | None:
+    """A setting the server reports to libpq (GUC_REPORT), read without a round trip."""
+    try:
+        if is_psycopg3:
+            value = conn.pgconn.parameter_status(name.encode())
+            return None if value is None else bytes(value).decode()
+        return conn.info.parameter_status(name)
+    except Exception:  # closed, broken
+        return None
+
+
+def is_read_only(conn: Any) -> bool:
+    """The server takes no writes on this session: a hot standby, or read-only by default.
+
+    PostgreSQL 14+ reports both settings to the client whenever they change
+    (a promotion, or ``ALTER SYSTEM SET default_transaction_read_only`` and a
+    reload), so this costs no round trip; older servers report neither (False).
+    """
+    return _parameter(conn, "in_hot_standby") == "on" or (
+        _parameter(conn, "default_transaction_read_only") == "on"
+    )
+
+
+def sqlstate(error: BaseException) -> str | None:
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return str(code) if code else None
+
+
+def is_failover_error(conn: Any, error: BaseException) -> bool:
+    """This error says the server behind a pooled connection no longer takes writes.
+
+    SQLSTATE 25006 (read_only_sql_transaction) comes from a standby, from a
+    server made read-only, and from a transaction the application itself
+    declared READ ONLY: the server's own report of its state tells these
+    apart, without a round trip. 0A000 "... during recovery" comes only from
+    a standby.
+    """
+    code = sqlstate(error)
+    if code == "0A000":
+        return "recovery" in str(error)
+    if code != "25006":
+        return False
+    reported = _parameter(conn, "in_hot_standby"), _parameter(conn, "default_transaction_read_only")
+    if reported == (None, None):
+        return True  # a server before 14 reports neither: trust the error
+    return "on" in reported
+
+
+def server_address(conn: Any) -> str | None:
+    """``host:port`` this connection reached (of a multi-host HOST, the one libpq chose)."""
+    try:
+        return f"{conn.info.host}:{conn.info.port}"
+    except Exception:
+        return None

@@ -36,6 +36,14 @@ _TRANSIENT_SERVER_MESSAGES = (
     "server login has been failing",
     "no more connections allowed",
 )
+# libpq's own refusals of a server that is up but not what target_session_attrs
+# asks for: during a switchover the writer comes back, so these are retried.
+_TRANSIENT_SESSION_MESSAGES = (
+    "session is read-only",  # target_session_attrs=read-write found no writer
+    "server is in hot standby mode",  # read-write or primary
+    "server is not in hot standby mode",  # standby
+    "session is not read-only",  # read-only
+)
 # libpq's own failures (no server message) are network failures (refused,
 # timed out, reset, no route, host name not resolved, socket file missing)
 # except these, which are the client's configuration and will not heal.
@@ -59,7 +67,27 @@ def is_transient(error: BaseException) -> bool:
     if type(error).__name__ != "OperationalError":
         return False  # ProgrammingError, InterfaceError: a bad parameter or a bug
     message = str(error)
+    if any(text in message for text in _TRANSIENT_SESSION_MESSAGES):
+        return True
     if any(severity in message for severity in _SERVER_SEVERITIES):
         return any(text in message for text in _TRANSIENT_SERVER_MESSAGES)
     lowered = message.lower()
     return not any(text in lowered for text in _PERMANENT_CLIENT_MESSAGES)
+
+
+#: Authentication refused: 28P01 invalid_password, 28000 invalid_authorization_specification.
+_AUTH_MESSAGES = (
+    "password authentication failed",
+    "PAM authentication failed",  # RDS IAM
+    "authentication failed for user",
+    "no pg_hba.conf entry",
+)
+
+
+def is_auth_failure(error: BaseException) -> bool:
+    """The server refused the credentials: with a rotating secret, a new one may work."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if code:
+        return str(code) in ("28P01", "28000")
+    message = str(error)
+    return any(text in message for text in _AUTH_MESSAGES)

@@ -8,6 +8,7 @@ server's headroom is below ``--min-headroom``, 5 both 3 and 4.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -18,8 +19,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...observe.advice import advise, format_advice
 from ...observe.fleet import STATES
 from ...observe.report import EXIT_OK, build_report, pooled_aliases
-from ...observe.snapshots import STATS_DIR_SETTING
+from ...observe.snapshots import STATS_DIR_SETTING, stats_dir
 from ...observe.tables import duration, table
+from ...operations import drain, request_drain
 from ...release import release_connections
 
 
@@ -116,6 +118,14 @@ def format_text(report: dict[str, Any]) -> str:
             title += ", workers from the stats dir"
         lines.append(f"{title}):")
         lines.extend(table(_POOL_HEADER, rows) if rows else ["  (none)"])
+        for pool in db["pools"]:
+            # Which server each connection reached: with several hosts in HOST
+            # (libpq's comma list), the one target_session_attrs chose.
+            servers = pool.get("servers") or {}
+            failovers = pool["counters"].get("failovers", 0)
+            if len(servers) > 1 or "," in pool["name"] or failovers:
+                reached = ", ".join(f"{s} x{n}" for s, n in sorted(servers.items())) or "none"
+                lines.append(f"  {pool['name']}: connected to {reached}; failovers {failovers}")
     lines.append("")
     for problem in report["problems"]:
         lines.append(
@@ -168,6 +178,13 @@ class Command(BaseCommand):
             "(default 60).",
         )
         parser.add_argument(
+            "--drain",
+            action="store_true",
+            help="Replace every pooled connection (of --database, or all): in this process "
+            "at once and, when DJANGO_SQLA_POOL_STATS_DIR is set, in every process sharing "
+            "that directory within about a second. No request fails.",
+        )
+        parser.add_argument(
             "--advise",
             action="store_true",
             help="Recommend pool_size and max_overflow per process from the observed load, "
@@ -183,6 +200,26 @@ class Command(BaseCommand):
         else:
             self.stdout.write("\n\n".join(format_advice(a) for a in advice))
 
+    def _drain(self, alias: str | None) -> None:
+        drained = drain(alias)
+        what = f"alias {alias!r}" if alias else "every pooled alias"
+        self.stdout.write(
+            f"drained {what} in this process (pid {os.getpid()}): "
+            + (", ".join(f"{name} ({n} idle closed)" for name, n in drained.items()) or "no pools")
+        )
+        directory = stats_dir()
+        if directory is None:
+            self.stdout.write(
+                f"other processes are not affected: set {STATS_DIR_SETTING} in every worker "
+                "to drain them all from here, or signal each worker (docs/managed.md)"
+            )
+            return
+        path = request_drain(directory, alias)
+        self.stdout.write(
+            f"asked every process sharing {directory} to drain ({path.name}); their stats "
+            "threads act on it within about a second"
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         alias = options["database"]
         if alias is not None and alias not in settings.DATABASES:
@@ -193,6 +230,9 @@ class Command(BaseCommand):
         if options["interval"] <= 0 or options["window"] < 0 or options["count"] < 0:
             raise CommandError("--interval must be > 0, --window and --count >= 0.")
         aliases = [alias] if alias is not None else pooled_aliases()
+        if options["drain"]:
+            self._drain(alias)
+            return
         if options["advise"]:
             self._advise(aliases, options["format"])
             return
