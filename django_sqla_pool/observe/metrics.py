@@ -124,8 +124,7 @@ METRICS: tuple[Metric, ...] = (
         "django_sqla_pool_invalidations_total",
         COUNTER,
         "{connection}",
-        "Connections discarded, by cause: pre_ping, disconnect, recycle, error, drained, "
-        "failover.",
+        "Connections discarded, by cause: pre_ping, disconnect, recycle, error, drained, failover.",
         lambda pool: [
             ({"cause": cause}, float(count))
             for cause, count in pool["counters"]["invalidations"].items()
