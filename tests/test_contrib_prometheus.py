@@ -77,6 +77,7 @@ def expected_series(pool: dict[str, Any], process: str) -> Samples:
         key("django_sqla_pool_leaks_reported_total"): counters["leaks_reported"],
         key("django_sqla_pool_connect_errors_total"): counters["connect_errors"],
         key("django_sqla_pool_statement_timeouts_total"): counters["statement_timeouts"],
+        key("django_sqla_pool_failovers_total"): counters["failovers"],
         key("django_sqla_pool_server_waits_total"): counters["server_waits"],
         key("django_sqla_pool_server_unreachable_errors_total"): counters[
             "server_unreachable_errors"

@@ -112,7 +112,7 @@ POOL = {
     "created_at": float,
     "last_connect_error_at": NULLABLE_NUMBER,
     "servers": dict,
-    "credentials": ({"provider": str, "calls": int, "errors": int}, None),
+    "credentials": {"provider": (str, None), "calls": int, "errors": int},
     "saturation": list,
     "errors": list,
 }

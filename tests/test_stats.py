@@ -64,6 +64,8 @@ def flattened_keys(value: dict[str, Any], prefix: str = "") -> set[str]:
         if key == "pools":
             for pool in item:
                 keys |= flattened_keys(pool, "pools[]")
+        elif key == "servers":  # keyed by the servers the connections reached
+            keys.add(f"{path}.<host:port>")
         elif isinstance(item, dict):
             keys |= flattened_keys(item, path)
         else:

@@ -17,6 +17,7 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
     """
     pools = []
     for pool in registry.pools(alias):
+        credentials = pool.credentials
         pools.append(
             {
                 "alias": pool.alias,
@@ -33,12 +34,11 @@ def pool_stats(alias: str | None = None) -> dict[str, Any]:
                 "last_connect_error_at": pool.stats.last_connect_error_at,
                 # Open connections by the host:port they reached (multi-host HOST).
                 "servers": pool.servers(),
-                "credentials": None
-                if pool.credentials is None
-                else {
-                    "provider": pool.credentials.name,
-                    "calls": pool.credentials.calls,
-                    "errors": pool.credentials.errors,
+                # The provider by name and how often it was called: never its secret.
+                "credentials": {
+                    "provider": credentials.name if credentials else None,
+                    "calls": credentials.calls if credentials else 0,
+                    "errors": credentials.errors if credentials else 0,
                 },
             }
         )
