@@ -52,13 +52,17 @@ build-check: $(BIN)/.installed
 # Django's own test suite with this ENGINE (djangosuite/run.py), in a venv of
 # its own per Django version and driver:
 #   make django-suite DJANGO=6.1 DRIVER=psycopg3 [DJSUITE_ARGS="--apps backends"]
+# MySQL/MariaDB (DRIVER=mysqlclient builds mysqlclient: needs libmariadb-dev, pkg-config, gcc):
+#   make django-suite DJANGO=6.1 DRIVER=mysqlclient DJSUITE_ARGS="--engine django.db.backends.mysql"
 DJANGO ?= 6.1
 DRIVER ?= psycopg3
 DJSUITE_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) python3.12)
 DJSUITE_VENV := .venv-djsuite-$(DJANGO)-$(DRIVER)
-DJSUITE_DRIVER_PKG := $(if $(filter psycopg2,$(DRIVER)),psycopg2-binary,psycopg[binary])
+DJSUITE_DRIVER_PKG := $(if $(filter psycopg2,$(DRIVER)),psycopg2-binary,$(if $(filter mysqlclient,$(DRIVER)),mysqlclient>=2.2,psycopg[binary]))
 
 $(DJSUITE_VENV)/bin/.installed: pyproject.toml
+	$(if $(filter mysqlclient,$(DRIVER)),@pkg-config --exists libmariadb || pkg-config --exists mysqlclient || \
+		{ echo "mysqlclient needs a client library to build: apt-get install libmariadb-dev pkg-config build-essential"; exit 1; })
 	$(DJSUITE_PYTHON) -m venv $(DJSUITE_VENV)
 	$(DJSUITE_VENV)/bin/python -m pip install -q --upgrade pip
 	$(DJSUITE_VENV)/bin/python -m pip install -q -e . "Django~=$(DJANGO).0" "$(DJSUITE_DRIVER_PKG)"

@@ -41,12 +41,24 @@ import django
 HERE = Path(__file__).resolve().parent
 OUR_ENGINE = "django_sqla_pool.backends.postgresql"
 DJANGO_ENGINE = "django.db.backends.postgresql"
+OUR_MYSQL_ENGINE = "django_sqla_pool.backends.mysql"
+DJANGO_MYSQL_ENGINE = "django.db.backends.mysql"
 # For --compare: the Django backend each ENGINE of ours extends.
 DJANGO_EQUIVALENT = {
     OUR_ENGINE: DJANGO_ENGINE,
     "django_sqla_pool.backends.postgis": "django.contrib.gis.db.backends.postgis",
+    OUR_MYSQL_ENGINE: DJANGO_MYSQL_ENGINE,
 }
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/djsuite"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/djsuite"
+# DATABASE_URL schemes per database family; the ENGINE decides the family.
+URL_SCHEMES = {
+    "postgresql": ("postgres", "postgresql", "pgsql", "postgis"),
+    "mysql": ("mysql", "mariadb"),
+}
+# MySQL and MariaDB: the test databases in utf8mb4 whatever the server's default
+# (Debian's MariaDB 10.11 defaults to utf8mb4 already; a stock MySQL 5.7 to latin1).
+MYSQL_TEST_SETTINGS = {"CHARSET": "utf8mb4"}
 # The pool settings of issue 10's reference run; small enough that --parallel 2
 # with two aliases stays far below the server's max_connections.
 POOL_OPTIONS = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 10}
@@ -119,7 +131,16 @@ WANTED_REQUIREMENTS = {
 APP_REQUIREMENTS = {"gis_tests": {"geoip2"}}
 
 
-def driver_name() -> str:
+def engine_family(engine: str) -> str:
+    """"mysql" for a MySQL/MariaDB ENGINE (Django's or ours), else "postgresql"."""
+    last = engine.rsplit(".", 1)[-1]
+    return "mysql" if last == "mysql" or engine.endswith(".mysql.base") else "postgresql"
+
+
+def driver_name(family: str = "postgresql") -> str:
+    if family == "mysql":
+        # Django's MySQL backend supports mysqlclient (MySQLdb) only.
+        return "mysqlclient"
     # The driver Django picked, by Django's own rule (psycopg 3 when importable).
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
@@ -183,7 +204,11 @@ def install_requirements(tree: Path, apps: list[str], driver: str) -> None:
         line = raw.strip()
         if line and not line.startswith("#") and requirement_name(line) in wanted:
             lines.append(line)
-    if driver == "psycopg3":
+    if driver == "mysqlclient":
+        # Django's tests/requirements/mysql.txt names only mysqlclient: the
+        # driver, which is the venv's choice and never changed here.
+        pass
+    elif driver == "psycopg3":
         # psycopg_pool, so that Django's tests of its own pool run (and are refused
         # by design, see expected_failures.txt) rather than being skipped. The
         # driver itself is the venv's choice, never replaced here.
@@ -203,8 +228,13 @@ def install_requirements(tree: Path, apps: list[str], driver: str) -> None:
 
 def database_settings(url: str, engine: str) -> dict[str, dict[str, object]]:
     parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql", "postgis"):
-        sys.exit(f"DATABASE_URL={url!r}: use postgres://user[:password]@host:port/dbname")
+    family = engine_family(engine)
+    if parts.scheme not in URL_SCHEMES[family]:
+        example = URL_SCHEMES[family][0]
+        sys.exit(
+            f"DATABASE_URL={url!r} does not suit ENGINE {engine}: "
+            f"use {example}://user[:password]@host:port/dbname"
+        )
     name = unquote(parts.path.lstrip("/")) or "djsuite"
     ours = engine.startswith("django_sqla_pool.")
     base: dict[str, object] = {
@@ -214,12 +244,21 @@ def database_settings(url: str, engine: str) -> dict[str, dict[str, object]]:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         # Django's own backend refuses the pool's keys; it runs with no OPTIONS.
+        # (Django's MySQL backend would hand them to MySQLdb.connect(), which
+        # rejects them: ours must take them out of OPTIONS before connecting.)
         "OPTIONS": dict(POOL_OPTIONS) if ours else {},
     }
+    if family == "mysql":
+        base["TEST"] = dict(MYSQL_TEST_SETTINGS)
     # Django's suite needs both aliases; their test databases are test_<NAME>.
     return {
         "default": {**base, "NAME": name},
-        "other": {**base, "NAME": f"{name}_other", "OPTIONS": dict(base["OPTIONS"])},  # type: ignore[call-overload]
+        "other": {
+            **base,
+            "NAME": f"{name}_other",
+            "OPTIONS": dict(base["OPTIONS"]),  # type: ignore[call-overload]
+            **({"TEST": dict(MYSQL_TEST_SETTINGS)} if family == "mysql" else {}),
+        },
     }
 
 
@@ -430,7 +469,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "of them whose tests depend on the driver)",
     )
     parser.add_argument(
-        "--engine", default=OUR_ENGINE, help=f"the ENGINE to test (default {OUR_ENGINE})"
+        "--engine",
+        default=OUR_ENGINE,
+        help=f"the ENGINE to test (default {OUR_ENGINE}); a MySQL one "
+        f"({OUR_MYSQL_ENGINE}, {DJANGO_MYSQL_ENGINE}) runs on MySQL/MariaDB",
     )
     parser.add_argument(
         "--compare",
@@ -447,14 +489,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1800,
         help="seconds before a run is stopped and counted as failed",
     )
-    parser.add_argument("--expected", type=Path, default=HERE / "expected_failures.txt")
+    parser.add_argument(
+        "--expected",
+        type=Path,
+        help="the expected failures (default expected_failures.txt, "
+        "expected_failures_mysql.txt for a MySQL ENGINE)",
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache" / "django-sqla-pool" / "django-suite"
     )
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_URL),
-        help=f"the server (default $DATABASE_URL, else {DEFAULT_URL})",
+        help=f"the server (default $DATABASE_URL, else {DEFAULT_URL}; for a MySQL "
+        f"ENGINE $MYSQL_DATABASE_URL, else $DATABASE_URL if mysql://, else "
+        f"{DEFAULT_MYSQL_URL})",
     )
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
@@ -465,8 +513,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.runtests_args = extra
     if not args.apps:
         args.apps = APP_SETS[args.app_set]
-    args.driver = driver_name()
+    family = engine_family(args.engine)
+    if args.expected is None:
+        name = "expected_failures_mysql.txt" if family == "mysql" else "expected_failures.txt"
+        args.expected = HERE / name
+    if args.database_url is None:
+        args.database_url = default_database_url(family)
+    args.driver = driver_name(family)
     return args
+
+
+def default_database_url(family: str) -> str:
+    """The server when --database-url is not given, for the ENGINE's family.
+
+    A MySQL run reads $MYSQL_DATABASE_URL first, then $DATABASE_URL only when
+    it is a mysql:// one: a PostgreSQL DATABASE_URL left in the environment
+    (as CI sets it) does not send a MySQL run to PostgreSQL.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if family == "mysql":
+        mysql_url = os.environ.get("MYSQL_DATABASE_URL", "")
+        if mysql_url:
+            return mysql_url
+        if urlsplit(url).scheme in URL_SCHEMES["mysql"]:
+            return url
+        return DEFAULT_MYSQL_URL
+    return url or DEFAULT_URL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run_suite(args, tree, args.engine)
     passed = report(args, result, expected)
     if args.compare:
-        theirs = DJANGO_EQUIVALENT.get(args.engine, DJANGO_ENGINE)
+        fallback = DJANGO_MYSQL_ENGINE if engine_family(args.engine) == "mysql" else DJANGO_ENGINE
+        theirs = DJANGO_EQUIVALENT.get(args.engine, fallback)
         compare(result, run_suite(args, tree, theirs))
     log("PASSED" if passed else "FAILED")
     return 0 if passed else 1
