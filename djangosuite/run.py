@@ -108,7 +108,25 @@ DRIVER_APPS = [
     "db_utils",
     "async",
 ]
-APP_SETS = {"database": DEFAULT_APPS, "driver": DRIVER_APPS}
+# MySQL/MariaDB: the database apps plus those that exercise what differs most on
+# MySQL (DDL outside transactions, introspection, bulk inserts, fixtures). With
+# Django's backend on MariaDB 10.11 they add ~30 s to a run (docs/mysql-notes.md).
+MYSQL_EXTRA_APPS = [
+    "schema",
+    "migrations",
+    "introspection",
+    "inspectdb",
+    "bulk_create",
+    "indexes",
+    "raw_query",
+    "fixtures",
+    "model_regress",
+]
+APP_SETS = {
+    "database": DEFAULT_APPS,
+    "driver": DRIVER_APPS,
+    "mysql": [app for app in DEFAULT_APPS if app != "postgres_tests"] + MYSQL_EXTRA_APPS,
+}
 
 # From tests/requirements/py3.txt, what the database apps use (hashers, images,
 # YAML fixtures, tracebacks from parallel workers ...). Left out: memcached, redis,
@@ -506,7 +524,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(APP_SETS),
         default="database",
         help="a named list of apps: database (the 22 database apps), driver (the 12 "
-        "of them whose tests depend on the driver)",
+        "of them whose tests depend on the driver), mysql (the database apps but "
+        "postgres_tests, plus 9 for MySQL: schema, migrations, introspection ...)",
     )
     parser.add_argument(
         "--engine",
