@@ -211,7 +211,9 @@ def main() -> int:
         "f. reset_connection in MySQLdb",
         {
             "Connection.reset_connection": hasattr(conn, "reset_connection"),
-            "_mysql.connection.reset_connection": hasattr(MySQLdb._mysql.connection, "reset_connection"),
+            "_mysql.connection.reset_connection": hasattr(
+                MySQLdb._mysql.connection, "reset_connection"
+            ),
             "change_user (COM_CHANGE_USER)": hasattr(conn, "change_user"),
         },
     )
@@ -225,24 +227,47 @@ def main() -> int:
         tmp = "kept"
     except MySQLdb.Error as exc:
         tmp = f"dropped ({error_code(exc)})"
-    say("f. change_user: user variable / temp table after", f"@probe={survived!r}, temp table {tmp}")
-    say("f. change_user() (re-authenticates)", timed(lambda: cu.change_user(args.user, args.password, args.db), n // 3))
+    say(
+        "f. change_user: user variable / temp table after", f"@probe={survived!r}, temp table {tmp}"
+    )
+    say(
+        "f. change_user() (re-authenticates)",
+        timed(lambda: cu.change_user(args.user, args.password, args.db), n // 3),
+    )
     say("f. autocommit after change_user", scalar(cu, "SELECT @@autocommit"))
     cu.close()
 
     # (g) reading server limits.
     limits = "SELECT @@wait_timeout, @@max_connections, @@max_statement_time"
     try:
-        say("g. limits", dict(zip(("wait_timeout", "max_connections", "max_statement_time"), scalar(conn, limits))))
-        say("g. SELECT @@wait_timeout, @@max_connections, @@max_statement_time", timed(lambda: scalar(conn, limits), n))
+        say(
+            "g. limits",
+            dict(
+                zip(
+                    ("wait_timeout", "max_connections", "max_statement_time"),
+                    scalar(conn, limits),
+                    strict=False,
+                )
+            ),
+        )
+        say(
+            "g. SELECT @@wait_timeout, @@max_connections, @@max_statement_time",
+            timed(lambda: scalar(conn, limits), n),
+        )
     except MySQLdb.Error as exc:  # MySQL has no max_statement_time (max_execution_time, ms)
         say("g. limits", describe(exc))
 
     # Statement timeouts set at connect.
     init = "SET SESSION max_statement_time=0.2, innodb_lock_wait_timeout=3"
-    say("t. connect with init_command (one SET)", timed(lambda: connect(init_command=init).close(), n // 3))
+    say(
+        "t. connect with init_command (one SET)",
+        timed(lambda: connect(init_command=init).close(), n // 3),
+    )
     st = connect(init_command=init, autocommit=True)
-    say("t. after init_command", scalar(st, "SELECT @@max_statement_time, @@innodb_lock_wait_timeout"))
+    say(
+        "t. after init_command",
+        scalar(st, "SELECT @@max_statement_time, @@innodb_lock_wait_timeout"),
+    )
     for sql in (
         "SELECT SLEEP(1)",
         "SELECT BENCHMARK(200000000, MD5('x'))",
@@ -261,10 +286,18 @@ def main() -> int:
         )
     start = time.perf_counter()
     try:
-        outcome = repr(scalar(conn, "SET STATEMENT max_statement_time=0.1 FOR SELECT BENCHMARK(200000000, MD5('x'))"))
+        outcome = repr(
+            scalar(
+                conn,
+                "SET STATEMENT max_statement_time=0.1 FOR SELECT BENCHMARK(200000000, MD5('x'))",
+            )
+        )
     except MySQLdb.Error as exc:
         outcome = describe(exc)
-    say("t. SET STATEMENT max_statement_time=0.1 FOR ...", f"{outcome} after {time.perf_counter() - start:.2f} s")
+    say(
+        "t. SET STATEMENT max_statement_time=0.1 FOR ...",
+        f"{outcome} after {time.perf_counter() - start:.2f} s",
+    )
     # innodb_lock_wait_timeout: a row lock held by another connection.
     conn.query("CREATE TABLE IF NOT EXISTS probe_lock (id int primary key) ENGINE=InnoDB")
     conn.query("INSERT IGNORE INTO probe_lock VALUES (1)")
@@ -278,7 +311,10 @@ def main() -> int:
         outcome = "no wait"
     except MySQLdb.Error as exc:
         outcome = describe(exc)
-    say("t. lock wait, innodb_lock_wait_timeout=1", f"{outcome} after {time.perf_counter() - start:.2f} s")
+    say(
+        "t. lock wait, innodb_lock_wait_timeout=1",
+        f"{outcome} after {time.perf_counter() - start:.2f} s",
+    )
     waiter.close()
     holder.close()
     conn.query("DROP TABLE probe_lock")
@@ -288,7 +324,8 @@ def main() -> int:
     say("p. @@performance_schema", scalar(conn, "SELECT @@performance_schema"))
     row = scalar(
         conn,
-        "SELECT ID, USER, HOST, DB, COMMAND FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()",
+        "SELECT ID, USER, HOST, DB, COMMAND FROM information_schema.PROCESSLIST"
+        " WHERE ID = CONNECTION_ID()",
     )
     local = socket.socket(fileno=os.dup(conn.fileno()))
     try:
@@ -355,7 +392,9 @@ def main() -> int:
     timer = threading.Timer(0.3, lambda: admin.query(f"KILL QUERY {victim_id}"))
     timer.start()
     try:
-        outcome = repr(scalar(victim, "SELECT COUNT(*) FROM seq_1_to_20000000 WHERE MD5(seq) = 'x'"))
+        outcome = repr(
+            scalar(victim, "SELECT COUNT(*) FROM seq_1_to_20000000 WHERE MD5(seq) = 'x'")
+        )
     except MySQLdb.Error as exc:
         outcome = describe(exc)
     timer.join()

@@ -108,7 +108,25 @@ DRIVER_APPS = [
     "db_utils",
     "async",
 ]
-APP_SETS = {"database": DEFAULT_APPS, "driver": DRIVER_APPS}
+# MySQL/MariaDB: the database apps plus those that exercise what differs most on
+# MySQL (DDL outside transactions, introspection, bulk inserts, fixtures). With
+# Django's backend on MariaDB 10.11 they add ~30 s to a run (docs/mysql-notes.md).
+MYSQL_EXTRA_APPS = [
+    "schema",
+    "migrations",
+    "introspection",
+    "inspectdb",
+    "bulk_create",
+    "indexes",
+    "raw_query",
+    "fixtures",
+    "model_regress",
+]
+APP_SETS = {
+    "database": DEFAULT_APPS,
+    "driver": DRIVER_APPS,
+    "mysql": [app for app in DEFAULT_APPS if app != "postgres_tests"] + MYSQL_EXTRA_APPS,
+}
 
 # From tests/requirements/py3.txt, what the database apps use (hashers, images,
 # YAML fixtures, tracebacks from parallel workers ...). Left out: memcached, redis,
@@ -132,7 +150,7 @@ APP_REQUIREMENTS = {"gis_tests": {"geoip2"}}
 
 
 def engine_family(engine: str) -> str:
-    """"mysql" for a MySQL/MariaDB ENGINE (Django's or ours), else "postgresql"."""
+    """The family of an ENGINE: mysql (Django's MySQL backend or ours), else postgresql."""
     last = engine.rsplit(".", 1)[-1]
     return "mysql" if last == "mysql" or engine.endswith(".mysql.base") else "postgresql"
 
@@ -275,6 +293,44 @@ def write_settings(folder: Path, databases: dict[str, dict[str, object]]) -> str
     return "djsuite_settings"
 
 
+def check_mysql_server(databases: dict[str, dict[str, object]]) -> None:
+    """Log the server's version; warn when its time zone tables are empty.
+
+    Django's MySQL backend converts time zones with CONVERT_TZ(), which returns
+    NULL for a named zone without them: 9 tests of db_functions, timezones and
+    admin_views then fail (Debian's MariaDB ships them empty).
+    """
+    try:
+        import MySQLdb
+    except ImportError:
+        return
+    settings = databases["default"]
+    params: dict[str, object] = {"user": settings["USER"], "password": settings["PASSWORD"]}
+    params["host"] = settings["HOST"] or "localhost"
+    if settings["PORT"]:
+        params["port"] = int(str(settings["PORT"]))
+    try:
+        conn = MySQLdb.connect(**params, connect_timeout=10)
+    except MySQLdb.Error as exc:
+        log(f"warning: cannot connect to check the server: {exc}")
+        return
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT VERSION(), (SELECT COUNT(*) FROM mysql.time_zone_name)")
+        version, zones = cursor.fetchone()
+    except MySQLdb.Error as exc:
+        log(f"warning: cannot read the server's version and time zones: {exc}")
+        return
+    finally:
+        conn.close()
+    log(f"server {version}, {zones} named time zones")
+    if not zones:
+        log(
+            "warning: the server has no time zone tables: time zone tests will fail; "
+            "load them: mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb -uroot mysql"
+        )
+
+
 # --- expected failures ----------------------------------------------------------
 
 
@@ -351,6 +407,8 @@ def run_suite(args: argparse.Namespace, tree: Path, engine: str) -> Result:
     shutil.rmtree(work, ignore_errors=True)
     databases = database_settings(args.database_url, engine)
     module = write_settings(work, databases)
+    if engine_family(engine) == "mysql":
+        check_mysql_server(databases)
     results_path = work / "results.json"
     env = {
         **os.environ,
@@ -466,7 +524,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(APP_SETS),
         default="database",
         help="a named list of apps: database (the 22 database apps), driver (the 12 "
-        "of them whose tests depend on the driver)",
+        "of them whose tests depend on the driver), mysql (the database apps but "
+        "postgres_tests, plus 9 for MySQL: schema, migrations, introspection ...)",
     )
     parser.add_argument(
         "--engine",

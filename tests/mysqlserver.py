@@ -53,7 +53,9 @@ class MariaDB:
             "mysqld", "/usr/sbin"
         )
         if not self.install_db or not self.mariadbd:
-            raise Unavailable("mariadb-install-db / mariadbd not installed (apt-get install mariadb-server)")
+            raise Unavailable(
+                "mariadb-install-db / mariadbd not installed (apt-get install mariadb-server)"
+            )
         self.owner = None
         if os.geteuid() == 0:
             try:
@@ -225,7 +227,9 @@ class MariaDB:
     def params(self, unix_socket: bool = False, **extra: Any) -> dict[str, Any]:
         """Keyword arguments for MySQLdb.connect()."""
         where: dict[str, Any] = (
-            {"unix_socket": self.socket} if unix_socket else {"host": "127.0.0.1", "port": self.port}
+            {"unix_socket": self.socket}
+            if unix_socket
+            else {"host": "127.0.0.1", "port": self.port}
         )
         return {**where, "user": "root", "password": "", **extra}
 
