@@ -32,6 +32,16 @@ class _OpensThroughSelfDatabase(base.DatabaseWrapper):
             connection.encoders.pop(bytes)
         return connection
 
+    def is_usable(self) -> bool:
+        # After _close() the mixin has given the connection back to the pool
+        # (self.connection is None): there is nothing of this wrapper's to ping.
+        return self.connection is not None and bool(super().is_usable())
+
+    def close_pool(self) -> None:
+        # Django's MySQL wrapper has no pool of its own (PostgreSQL's and
+        # Oracle's do); the mixin closes ours.
+        pass
+
 
 # The mixin is typed against Django's PostgreSQL wrapper (its first family),
 # whose ops, features, ... classes differ from the MySQL wrapper's.

@@ -6,6 +6,8 @@ carries no mark of ours (see ``params.py``). A row is marked as this
 process's when its thread id is one of this process's open connections,
 and as another process's pooled connection (pid 0: unknown) when it uses
 the user and database of one of this process's pools. Query text is never read.
+"idle in transaction" comes from information_schema.INNODB_TRX, which InnoDB
+refreshes at most every 0.1 s.
 """
 
 from __future__ import annotations

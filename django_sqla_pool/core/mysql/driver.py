@@ -172,11 +172,15 @@ def in_transaction(conn: Any) -> bool | None:
 def is_broken(conn: Any) -> bool:
     """True when the connection to the server is lost (not merely after a failed statement).
 
-    mysqlclient keeps ``open`` true after the server went away; the code of
-    the connection's last error tells (no round trip).
+    mysqlclient keeps ``open`` true after the server went away. The code of
+    the connection's last error tells, unless a later call (a cursor's
+    close() reading further results) replaced it; then the socket does: the
+    server sends nothing unasked, so anything readable on a connection not
+    running a statement is its end (EOF, a reset, or an error packet). No
+    round trip either way.
     """
     try:
-        return not conn.open or conn.errno() in LOST
+        return not conn.open or conn.errno() in LOST or SocketWatch(conn).readable()
     except Exception:
         return True
 

@@ -31,7 +31,7 @@ def refuse(key: str, value: Any) -> str | None:
     ):
         return (
             "'discard' needs COM_RESET_CONNECTION, which this mysqlclient "
-            f"({driver.Database.__version__}) does not expose. Use 'rollback' (the default: "
+            f"({'.'.join(map(str, driver.Database.version_info[:3]))}) does not expose. Use 'rollback' (the default: "
             "session variables, temporary tables and user locks then stay with the "
             "connection), or close connections that changed their session"
         )
