@@ -22,7 +22,12 @@ from django_sqla_pool.core import housekeeping, registry
 from . import pgcluster
 from .conftest import backend_pid, run_in_child
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgresql_only(
+        "watches pg_stat_activity by application_name and a throwaway PostgreSQL (not yet ported)"
+    ),
+]
 
 #: Allowance for a busy machine on top of each deadline the feature promises.
 GRACE = 2.0
