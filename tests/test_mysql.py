@@ -75,7 +75,7 @@ def test_a_connection_the_server_closed_for_wait_timeout_is_replaced(make_wrappe
     first = backend_pid(db)
     db.close()
     deadline = time.monotonic() + 10
-    with dialect_server() as server:
+    with DialectServer() as server:
         while dialect.alive(server, [first]) and time.monotonic() < deadline:
             time.sleep(0.1)
     # Within the ping window: the socket check alone finds it closed; no request fails.
@@ -121,7 +121,7 @@ def test_a_child_dropping_inherited_connections_leaves_the_parents_session_alone
     assert pool_of(db).stats.invalidations["pre_ping"] == 0
 
 
-class dialect_server:
+class DialectServer:
     def __enter__(self):  # type: ignore[no-untyped-def]
         from .conftest import raw_connect
 

@@ -29,9 +29,10 @@ def refuse(key: str, value: Any) -> str | None:
         and str(value).strip().lower() == "discard"
         and not hasattr(driver.Connection, "reset_connection")
     ):
+        version = ".".join(map(str, driver.Database.version_info[:3]))
         return (
-            "'discard' needs COM_RESET_CONNECTION, which this mysqlclient "
-            f"({'.'.join(map(str, driver.Database.version_info[:3]))}) does not expose. Use 'rollback' (the default: "
+            f"'discard' needs COM_RESET_CONNECTION, which this mysqlclient ({version}) "
+            "does not expose. Use 'rollback' (the default: "
             "session variables, temporary tables and user locks then stay with the "
             "connection), or close connections that changed their session"
         )
