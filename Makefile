@@ -52,13 +52,17 @@ build-check: $(BIN)/.installed
 # Django's own test suite with this ENGINE (djangosuite/run.py), in a venv of
 # its own per Django version and driver:
 #   make django-suite DJANGO=6.1 DRIVER=psycopg3 [DJSUITE_ARGS="--apps backends"]
+# MySQL/MariaDB (DRIVER=mysqlclient builds mysqlclient: needs libmariadb-dev, pkg-config, gcc):
+#   make django-suite DJANGO=6.1 DRIVER=mysqlclient DJSUITE_ARGS="--engine django.db.backends.mysql"
 DJANGO ?= 6.1
 DRIVER ?= psycopg3
 DJSUITE_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) python3.12)
 DJSUITE_VENV := .venv-djsuite-$(DJANGO)-$(DRIVER)
-DJSUITE_DRIVER_PKG := $(if $(filter psycopg2,$(DRIVER)),psycopg2-binary,psycopg[binary])
+DJSUITE_DRIVER_PKG := $(if $(filter psycopg2,$(DRIVER)),psycopg2-binary,$(if $(filter mysqlclient,$(DRIVER)),mysqlclient>=2.2,psycopg[binary]))
 
 $(DJSUITE_VENV)/bin/.installed: pyproject.toml
+	$(if $(filter mysqlclient,$(DRIVER)),@pkg-config --exists libmariadb || pkg-config --exists mysqlclient || \
+		{ echo "mysqlclient needs a client library to build: apt-get install libmariadb-dev pkg-config build-essential"; exit 1; })
 	$(DJSUITE_PYTHON) -m venv $(DJSUITE_VENV)
 	$(DJSUITE_VENV)/bin/python -m pip install -q --upgrade pip
 	$(DJSUITE_VENV)/bin/python -m pip install -q -e . "Django~=$(DJANGO).0" "$(DJSUITE_DRIVER_PKG)"
@@ -75,3 +79,16 @@ GIS_DATABASE_URL ?= postgis-pool://postgres@127.0.0.1:5432/sqla_pool_gis
 .PHONY: test-gis
 test-gis: $(BIN)/.installed
 	DATABASE_URL=$(GIS_DATABASE_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The suite's family-neutral tests on MySQL/MariaDB (the machine's server on 3306; PostgreSQL-only
+# tests skip with their reason): backend, fork, fairness, timeouts, health, stats, poolstats, admin,
+# release, overflow, threads, and tests/test_mysql.py. Needs mysqlclient (pip install ".[mysql]").
+MYSQL_DATABASE_URL ?= mysql-pool://root@127.0.0.1:3306/sqla_pool_mysql
+MYSQL_TESTS ?= tests/test_mysql.py tests/test_backend.py tests/test_fork.py tests/test_fairqueue.py \
+	tests/test_checkout_timeout.py tests/test_statement_timeouts.py tests/test_health.py \
+	tests/test_liveness.py tests/test_stats.py tests/test_poolstats_command.py tests/test_admin.py \
+	tests/test_release.py tests/test_overflow.py tests/test_threads.py
+.PHONY: test-mysql
+test-mysql: $(BIN)/.installed
+	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[mysql]"
+	DATABASE_URL=$(MYSQL_DATABASE_URL) $(BIN)/python -m pytest $(MYSQL_TESTS) $(PYTEST_ARGS)

@@ -5,7 +5,9 @@ other than 0, E003 Django's own ``pool`` option set alongside this backend,
 E004 an invalid health or metrics setting. Database-tagged (``manage.py
 check --database default``): W010 the fleet may open more connections than
 the server has room for, W011 the server could not be asked, E010 an invalid
-process count (``capacity.py``).
+process count (``capacity.py``), W012 idle pooled connections may outlive
+the server's own idle limit (MySQL's wait_timeout; each ENGINE's
+``pool_server_messages()``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 
 from .conf import (
     HEALTH_TIMEOUT_SETTING,
@@ -69,6 +72,19 @@ def check_capacity(
     if not databases:
         return []
     return capacity_messages(settings.DATABASES, databases)
+
+
+@register(Tags.database)
+def check_server_limits(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for alias in databases or ():
+        settings_dict = settings.DATABASES.get(alias, {})
+        if is_pooled(settings_dict) and not pool_setting_errors({alias: settings_dict}):
+            wrapper: Any = connections[alias]
+            messages.extend(wrapper.pool_server_messages())
+    return messages
 
 
 @register()

@@ -16,14 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db.utils import load_backend
 from django.utils.module_loading import import_string
 
+from .core.family import Family
 from .core.settings import SERVER_KEYS, PoolSettings
 
 #: The ENGINEs of this package: every DATABASES entry naming one of them is pooled.
 ENGINES = (
     "django_sqla_pool.backends.postgresql",
     "django_sqla_pool.backends.postgis",
+    "django_sqla_pool.backends.mysql",
 )
 
 #: Database-URL schemes of those ENGINEs (registered by ``django_sqla_pool.dburl``).
@@ -31,6 +34,7 @@ ENGINES = (
 URL_SCHEMES = {
     "postgres-pool": "django_sqla_pool.backends.postgresql",
     "postgis-pool": "django_sqla_pool.backends.postgis",
+    "mysql-pool": "django_sqla_pool.backends.mysql",
 }
 
 
@@ -68,65 +72,6 @@ RESET_CHOICES = ("rollback", "commit", "discard", "none")
 #: refused or dropped by PgBouncer and other poolers), or with SET right
 #: after connecting (one round trip; works behind a session-mode pooler).
 SERVER_SETTINGS_MODES = ("startup", "set")
-
-# Keys that libpq, psycopg or Django's backend understand: never "did you mean"-ed.
-_PASS_THROUGH = frozenset(
-    [
-        "host",
-        "hostaddr",
-        "port",
-        "dbname",
-        "user",
-        "password",
-        "passfile",
-        "require_auth",
-        "channel_binding",
-        "connect_timeout",
-        "client_encoding",
-        "options",
-        "application_name",
-        "fallback_application_name",
-        "keepalives",
-        "keepalives_idle",
-        "keepalives_interval",
-        "keepalives_count",
-        "tcp_user_timeout",
-        "replication",
-        "gssencmode",
-        "sslmode",
-        "requiressl",
-        "sslcompression",
-        "sslcert",
-        "sslkey",
-        "sslpassword",
-        "sslcertmode",
-        "sslrootcert",
-        "sslcrl",
-        "sslcrldir",
-        "sslsni",
-        "sslnegotiation",
-        "requirepeer",
-        "ssl_min_protocol_version",
-        "ssl_max_protocol_version",
-        "min_protocol_version",
-        "max_protocol_version",
-        "krbsrvname",
-        "gsslib",
-        "gssdelegation",
-        "service",
-        "target_session_attrs",
-        "load_balance_hosts",
-        "isolation_level",
-        "assume_role",
-        "server_side_binding",
-        "prepare_threshold",
-        "cursor_factory",
-        "context",
-        "autocommit",
-        "row_factory",
-        "pool",  # Django's own pool: allowed only when off (see pool_option_off)
-    ]
-)
 
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
 _FALSE = {"0", "false", "no", "off", "f", "n"}
@@ -306,6 +251,19 @@ def _coerce(alias: str, key: str, value: Any) -> Any:
     return text
 
 
+def _family(settings_dict: Mapping[str, Any]) -> Family:
+    """The database family of this entry's ENGINE (PostgreSQL's when it names none of ours).
+
+    Read from the ENGINE's DatabaseWrapper class, found as Django finds it:
+    each family says which OPTIONS its driver takes and which of the pool's
+    it cannot honour, so this module needs no branch per family.
+    """
+    engine = settings_dict.get("ENGINE")
+    backend = load_backend(engine if engine in ENGINES else ENGINES[0])
+    family: Family = backend.DatabaseWrapper.pool_family
+    return family
+
+
 def _suggest(key: str) -> str:
     close = difflib.get_close_matches(key, OUR_KEYS, n=1, cutoff=0.75)
     return f" Did you mean {close[0]!r}?" if close else ""
@@ -334,11 +292,19 @@ def parse_pool_settings(alias: str, settings_dict: Mapping[str, Any]) -> PoolSet
             "bypass the pool and leak under ASGI, where every request runs in a new thread.",
             "django_sqla_pool.E002",
         )
+    family = _family(settings_dict)
     values: dict[str, Any] = {}
     for key, value in options.items():
+        refused = family.refuse(key, value)
+        if refused is not None:
+            raise InvalidPoolSetting(f"DATABASES[{alias!r}]['OPTIONS'][{key!r}]: {refused}")
         if key in OUR_KEYS:
             values[key] = _coerce(alias, key, value)
-        elif key not in _PASS_THROUGH and (key.startswith("pool_") or _suggest(key)):
+        elif (
+            key != "pool"  # Django's own pool: allowed only when off (see pool_option_off)
+            and key not in family.driver_options
+            and (key.startswith("pool_") or _suggest(key))
+        ):
             raise InvalidPoolSetting(
                 f"DATABASES[{alias!r}]['OPTIONS'][{key!r}] is not an option of "
                 f"django_sqla_pool.{_suggest(key)} Known options: {', '.join(OUR_KEYS)}."

@@ -2,10 +2,11 @@
 
 One line in settings.py, above the line that parses the URL::
 
-    import django_sqla_pool.dburl  # noqa: F401  (registers postgres-pool:// and postgis-pool://)
+    import django_sqla_pool.dburl  # noqa: F401  (registers postgres-pool://, postgis-pool://, mysql-pool://)
 
 Then ``postgres-pool://user:password@host:5432/name?pool_size=10`` gives the pooled
-PostgreSQL ENGINE and ``postgis-pool://...`` the pooled PostGIS one, with
+PostgreSQL ENGINE, ``postgis-pool://...`` the pooled PostGIS one and
+``mysql-pool://user:password@host:3306/name`` the pooled MySQL/MariaDB one, with
 ``environ.Env().db_url()`` and ``dj_database_url.config()`` alike. Both libraries
 put query-string keys in OPTIONS: the pool's keys are then coerced and validated
 as any OPTIONS value is (at the first connection and by the system checks), the
@@ -23,6 +24,9 @@ from .conf import URL_SCHEMES
 
 __all__ = ["URL_SCHEMES"]
 
+#: The libraries' own scheme whose handling each of ours shares (PostgreSQL's otherwise).
+_LIKE = {"mysql-pool": "mysql"}
+
 
 def _register_environ() -> None:
     try:
@@ -34,7 +38,7 @@ def _register_environ() -> None:
     # Its PostgreSQL handling (a socket directory as HOST, several hosts) is
     # applied to the schemes in this list only.
     for scheme in URL_SCHEMES:
-        if scheme not in env_class.POSTGRES_FAMILY:
+        if _LIKE.get(scheme, "postgres") == "postgres" and scheme not in env_class.POSTGRES_FAMILY:
             env_class.POSTGRES_FAMILY.append(scheme)
 
 
@@ -53,10 +57,11 @@ def _register_dj_database_url() -> None:
             stacklevel=3,
         )
         return
-    # The same post-processing as its postgres:// (currentSchema= becomes search_path).
-    postgres = dj_database_url.ENGINE_SCHEMES["postgres"].postprocess
+    # The same post-processing as its postgres:// (currentSchema= becomes search_path)
+    # or mysql:// (ssl-ca= becomes OPTIONS["ssl"]).
     for scheme, engine in URL_SCHEMES.items():
-        register(scheme, engine)(postgres)
+        like = dj_database_url.ENGINE_SCHEMES[_LIKE.get(scheme, "postgres")]
+        register(scheme, engine)(like.postprocess)
 
 
 _register_environ()

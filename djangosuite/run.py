@@ -41,12 +41,24 @@ import django
 HERE = Path(__file__).resolve().parent
 OUR_ENGINE = "django_sqla_pool.backends.postgresql"
 DJANGO_ENGINE = "django.db.backends.postgresql"
+OUR_MYSQL_ENGINE = "django_sqla_pool.backends.mysql"
+DJANGO_MYSQL_ENGINE = "django.db.backends.mysql"
 # For --compare: the Django backend each ENGINE of ours extends.
 DJANGO_EQUIVALENT = {
     OUR_ENGINE: DJANGO_ENGINE,
     "django_sqla_pool.backends.postgis": "django.contrib.gis.db.backends.postgis",
+    OUR_MYSQL_ENGINE: DJANGO_MYSQL_ENGINE,
 }
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/djsuite"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/djsuite"
+# DATABASE_URL schemes per database family; the ENGINE decides the family.
+URL_SCHEMES = {
+    "postgresql": ("postgres", "postgresql", "pgsql", "postgis"),
+    "mysql": ("mysql", "mariadb"),
+}
+# MySQL and MariaDB: the test databases in utf8mb4 whatever the server's default
+# (Debian's MariaDB 10.11 defaults to utf8mb4 already; a stock MySQL 5.7 to latin1).
+MYSQL_TEST_SETTINGS = {"CHARSET": "utf8mb4"}
 # The pool settings of issue 10's reference run; small enough that --parallel 2
 # with two aliases stays far below the server's max_connections.
 POOL_OPTIONS = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 10}
@@ -96,7 +108,25 @@ DRIVER_APPS = [
     "db_utils",
     "async",
 ]
-APP_SETS = {"database": DEFAULT_APPS, "driver": DRIVER_APPS}
+# MySQL/MariaDB: the database apps plus those that exercise what differs most on
+# MySQL (DDL outside transactions, introspection, bulk inserts, fixtures). With
+# Django's backend on MariaDB 10.11 they add ~30 s to a run (docs/mysql-notes.md).
+MYSQL_EXTRA_APPS = [
+    "schema",
+    "migrations",
+    "introspection",
+    "inspectdb",
+    "bulk_create",
+    "indexes",
+    "raw_query",
+    "fixtures",
+    "model_regress",
+]
+APP_SETS = {
+    "database": DEFAULT_APPS,
+    "driver": DRIVER_APPS,
+    "mysql": [app for app in DEFAULT_APPS if app != "postgres_tests"] + MYSQL_EXTRA_APPS,
+}
 
 # From tests/requirements/py3.txt, what the database apps use (hashers, images,
 # YAML fixtures, tracebacks from parallel workers ...). Left out: memcached, redis,
@@ -119,7 +149,16 @@ WANTED_REQUIREMENTS = {
 APP_REQUIREMENTS = {"gis_tests": {"geoip2"}}
 
 
-def driver_name() -> str:
+def engine_family(engine: str) -> str:
+    """The family of an ENGINE: mysql (Django's MySQL backend or ours), else postgresql."""
+    last = engine.rsplit(".", 1)[-1]
+    return "mysql" if last == "mysql" or engine.endswith(".mysql.base") else "postgresql"
+
+
+def driver_name(family: str = "postgresql") -> str:
+    if family == "mysql":
+        # Django's MySQL backend supports mysqlclient (MySQLdb) only.
+        return "mysqlclient"
     # The driver Django picked, by Django's own rule (psycopg 3 when importable).
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
@@ -183,7 +222,11 @@ def install_requirements(tree: Path, apps: list[str], driver: str) -> None:
         line = raw.strip()
         if line and not line.startswith("#") and requirement_name(line) in wanted:
             lines.append(line)
-    if driver == "psycopg3":
+    if driver == "mysqlclient":
+        # Django's tests/requirements/mysql.txt names only mysqlclient: the
+        # driver, which is the venv's choice and never changed here.
+        pass
+    elif driver == "psycopg3":
         # psycopg_pool, so that Django's tests of its own pool run (and are refused
         # by design, see expected_failures.txt) rather than being skipped. The
         # driver itself is the venv's choice, never replaced here.
@@ -203,8 +246,13 @@ def install_requirements(tree: Path, apps: list[str], driver: str) -> None:
 
 def database_settings(url: str, engine: str) -> dict[str, dict[str, object]]:
     parts = urlsplit(url)
-    if parts.scheme not in ("postgres", "postgresql", "pgsql", "postgis"):
-        sys.exit(f"DATABASE_URL={url!r}: use postgres://user[:password]@host:port/dbname")
+    family = engine_family(engine)
+    if parts.scheme not in URL_SCHEMES[family]:
+        example = URL_SCHEMES[family][0]
+        sys.exit(
+            f"DATABASE_URL={url!r} does not suit ENGINE {engine}: "
+            f"use {example}://user[:password]@host:port/dbname"
+        )
     name = unquote(parts.path.lstrip("/")) or "djsuite"
     ours = engine.startswith("django_sqla_pool.")
     base: dict[str, object] = {
@@ -214,12 +262,21 @@ def database_settings(url: str, engine: str) -> dict[str, dict[str, object]]:
         "HOST": parts.hostname or "",
         "PORT": str(parts.port or ""),
         # Django's own backend refuses the pool's keys; it runs with no OPTIONS.
+        # (Django's MySQL backend would hand them to MySQLdb.connect(), which
+        # rejects them: ours must take them out of OPTIONS before connecting.)
         "OPTIONS": dict(POOL_OPTIONS) if ours else {},
     }
+    if family == "mysql":
+        base["TEST"] = dict(MYSQL_TEST_SETTINGS)
     # Django's suite needs both aliases; their test databases are test_<NAME>.
     return {
         "default": {**base, "NAME": name},
-        "other": {**base, "NAME": f"{name}_other", "OPTIONS": dict(base["OPTIONS"])},  # type: ignore[call-overload]
+        "other": {
+            **base,
+            "NAME": f"{name}_other",
+            "OPTIONS": dict(base["OPTIONS"]),  # type: ignore[call-overload]
+            **({"TEST": dict(MYSQL_TEST_SETTINGS)} if family == "mysql" else {}),
+        },
     }
 
 
@@ -234,6 +291,44 @@ def write_settings(folder: Path, databases: dict[str, dict[str, object]]) -> str
         'TEST_RUNNER = "djsuite_runner.RecordingRunner"\n'
     )
     return "djsuite_settings"
+
+
+def check_mysql_server(databases: dict[str, dict[str, object]]) -> None:
+    """Log the server's version; warn when its time zone tables are empty.
+
+    Django's MySQL backend converts time zones with CONVERT_TZ(), which returns
+    NULL for a named zone without them: 9 tests of db_functions, timezones and
+    admin_views then fail (Debian's MariaDB ships them empty).
+    """
+    try:
+        import MySQLdb
+    except ImportError:
+        return
+    settings = databases["default"]
+    params: dict[str, object] = {"user": settings["USER"], "password": settings["PASSWORD"]}
+    params["host"] = settings["HOST"] or "localhost"
+    if settings["PORT"]:
+        params["port"] = int(str(settings["PORT"]))
+    try:
+        conn = MySQLdb.connect(**params, connect_timeout=10)
+    except MySQLdb.Error as exc:
+        log(f"warning: cannot connect to check the server: {exc}")
+        return
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT VERSION(), (SELECT COUNT(*) FROM mysql.time_zone_name)")
+        version, zones = cursor.fetchone()
+    except MySQLdb.Error as exc:
+        log(f"warning: cannot read the server's version and time zones: {exc}")
+        return
+    finally:
+        conn.close()
+    log(f"server {version}, {zones} named time zones")
+    if not zones:
+        log(
+            "warning: the server has no time zone tables: time zone tests will fail; "
+            "load them: mariadb-tzinfo-to-sql /usr/share/zoneinfo | mariadb -uroot mysql"
+        )
 
 
 # --- expected failures ----------------------------------------------------------
@@ -312,6 +407,8 @@ def run_suite(args: argparse.Namespace, tree: Path, engine: str) -> Result:
     shutil.rmtree(work, ignore_errors=True)
     databases = database_settings(args.database_url, engine)
     module = write_settings(work, databases)
+    if engine_family(engine) == "mysql":
+        check_mysql_server(databases)
     results_path = work / "results.json"
     env = {
         **os.environ,
@@ -427,10 +524,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=sorted(APP_SETS),
         default="database",
         help="a named list of apps: database (the 22 database apps), driver (the 12 "
-        "of them whose tests depend on the driver)",
+        "of them whose tests depend on the driver), mysql (the database apps but "
+        "postgres_tests, plus 9 for MySQL: schema, migrations, introspection ...)",
     )
     parser.add_argument(
-        "--engine", default=OUR_ENGINE, help=f"the ENGINE to test (default {OUR_ENGINE})"
+        "--engine",
+        default=OUR_ENGINE,
+        help=f"the ENGINE to test (default {OUR_ENGINE}); a MySQL one "
+        f"({OUR_MYSQL_ENGINE}, {DJANGO_MYSQL_ENGINE}) runs on MySQL/MariaDB",
     )
     parser.add_argument(
         "--compare",
@@ -447,14 +548,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1800,
         help="seconds before a run is stopped and counted as failed",
     )
-    parser.add_argument("--expected", type=Path, default=HERE / "expected_failures.txt")
+    parser.add_argument(
+        "--expected",
+        type=Path,
+        help="the expected failures (default expected_failures.txt, "
+        "expected_failures_mysql.txt for a MySQL ENGINE)",
+    )
     parser.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache" / "django-sqla-pool" / "django-suite"
     )
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL", DEFAULT_URL),
-        help=f"the server (default $DATABASE_URL, else {DEFAULT_URL})",
+        help=f"the server (default $DATABASE_URL, else {DEFAULT_URL}; for a MySQL "
+        f"ENGINE $MYSQL_DATABASE_URL, else $DATABASE_URL if mysql://, else "
+        f"{DEFAULT_MYSQL_URL})",
     )
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
@@ -465,8 +572,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.runtests_args = extra
     if not args.apps:
         args.apps = APP_SETS[args.app_set]
-    args.driver = driver_name()
+    family = engine_family(args.engine)
+    if args.expected is None:
+        name = "expected_failures_mysql.txt" if family == "mysql" else "expected_failures.txt"
+        args.expected = HERE / name
+    if args.database_url is None:
+        args.database_url = default_database_url(family)
+    args.driver = driver_name(family)
     return args
+
+
+def default_database_url(family: str) -> str:
+    """The server when --database-url is not given, for the ENGINE's family.
+
+    A MySQL run reads $MYSQL_DATABASE_URL first, then $DATABASE_URL only when
+    it is a mysql:// one: a PostgreSQL DATABASE_URL left in the environment
+    (as CI sets it) does not send a MySQL run to PostgreSQL.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if family == "mysql":
+        mysql_url = os.environ.get("MYSQL_DATABASE_URL", "")
+        if mysql_url:
+            return mysql_url
+        if urlsplit(url).scheme in URL_SCHEMES["mysql"]:
+            return url
+        return DEFAULT_MYSQL_URL
+    return url or DEFAULT_URL
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run_suite(args, tree, args.engine)
     passed = report(args, result, expected)
     if args.compare:
-        theirs = DJANGO_EQUIVALENT.get(args.engine, DJANGO_ENGINE)
+        fallback = DJANGO_MYSQL_ENGINE if engine_family(args.engine) == "mysql" else DJANGO_ENGINE
+        theirs = DJANGO_EQUIVALENT.get(args.engine, fallback)
         compare(result, run_suite(args, tree, theirs))
     log("PASSED" if passed else "FAILED")
     return 0 if passed else 1

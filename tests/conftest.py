@@ -1,4 +1,8 @@
-"""Shared fixtures: a real PostgreSQL, and the leak check that runs after every test."""
+"""Shared fixtures: a real PostgreSQL (or MySQL/MariaDB), and the leak check after every test.
+
+The database family is the one of DATABASE_URL's ENGINE (``tests/dialect.py``);
+tests marked ``postgresql_only`` are skipped on MySQL/MariaDB with their reason.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,40 @@ from urllib.parse import quote
 import pytest
 from django.db import connection, connections
 
-from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.conf import URL_SCHEMES
 from django_sqla_pool.core import registry
-from django_sqla_pool.core.postgresql.driver import Database
+
+from . import dialect
+
+if dialect.MYSQL:
+    from django_sqla_pool.core.mysql.driver import Database
+else:
+    from django_sqla_pool.core.postgresql.driver import Database
 
 # The throwaway cluster that fault tests restart, stall and cut off, and their pools.
 from .throwaway import bouncer, cluster, cluster_session, make_pool  # noqa: F401
 
 REAL_DB = {}
+#: The suite's ENGINE's DatabaseWrapper (PostgreSQL's, PostGIS's or MySQL's).
+DatabaseWrapper: Any = type(connections["default"])
+#: The parameter that names the database, in the driver's spelling.
+_DBNAME = "database" if dialect.MYSQL else "dbname"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "postgresql_only(reason): skipped on MySQL/MariaDB, for that reason"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not dialect.MYSQL:
+        return
+    for item in items:
+        marker = item.get_closest_marker("postgresql_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "PostgreSQL only"
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL only: {reason}"))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -49,12 +78,12 @@ def _query_real_database_first(django_db_blocker: Any) -> None:
     REAL_DB["params"] = {
         k: v
         for k, v in connection.get_connection_params().items()
-        if k in ("host", "port", "user", "password", "dbname")
+        if k in ("host", "port", "user", "password", _DBNAME, "unix_socket")
     }
-    _create_database_if_missing(REAL_DB["params"]["dbname"])
+    _create_database_if_missing(REAL_DB["params"][_DBNAME])
     with django_db_blocker.unblock():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT current_database()")
+            cursor.execute(dialect.CURRENT_DATABASE_SQL)
             REAL_DB["name"] = cursor.fetchone()[0]
         connection.close()
 
@@ -67,7 +96,10 @@ class RawConnection:
 
     def __init__(self, **overrides: Any) -> None:
         self.conn = Database.connect(**{**REAL_DB["params"], **overrides})
-        self.conn.autocommit = True
+        if dialect.MYSQL:
+            self.conn.autocommit(True)
+        else:
+            self.conn.autocommit = True
 
     def execute(self, sql: str, params: Any = None) -> Any:
         cursor = self.conn.cursor()
@@ -90,8 +122,8 @@ def database_url(password: str = "", port: Any = None, dbname: str | None = None
     user = params.get("user") or "postgres"
     secret = f":{quote(password, safe='')}" if password else ""
     host = params.get("host") or "127.0.0.1"
-    port = port or params.get("port") or 5432
-    dbname = dbname or params["dbname"]
+    port = port or params.get("port") or (3306 if dialect.MYSQL else 5432)
+    dbname = dbname or params[_DBNAME]
     # The scheme of the suite's own ENGINE, so subprocesses use it too (PostGIS or not).
     scheme = next(s for s, e in URL_SCHEMES.items() if e == connection.settings_dict["ENGINE"])
     if host.startswith("/"):  # the embedded server listens on a socket directory
@@ -105,6 +137,10 @@ def raw_connect(**overrides: Any) -> RawConnection:
 
 def _create_database_if_missing(dbname: str) -> None:
     """So that DATABASE_URL may name a database that does not exist yet."""
+    if dialect.MYSQL:
+        with raw_connect(database="mysql") as admin:
+            admin.execute(f"CREATE DATABASE IF NOT EXISTS `{dbname}` CHARACTER SET utf8mb4")
+        return
     with raw_connect(dbname="postgres") as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
             admin.execute(f'CREATE DATABASE "{dbname}"')
@@ -149,7 +185,7 @@ def make_wrapper() -> Iterator[Any]:
 
 def backend_pid(wrapper: Any) -> int:
     with wrapper.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
+        cursor.execute(dialect.BACKEND_PID_SQL)
         return int(cursor.fetchone()[0])
 
 

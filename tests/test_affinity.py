@@ -20,7 +20,12 @@ from django_sqla_pool.core import registry
 
 from .conftest import backend_pid, pool_of, run_in_child
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgresql_only(
+        "patches Django's PostgreSQL wrapper and reads PostgreSQL settings (not yet ported)"
+    ),
+]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The ENGINE's semantics against a real PostgreSQL."""
+"""The ENGINE's semantics against a real PostgreSQL (or MySQL/MariaDB: make test-mysql)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,15 @@ from django.db.utils import DatabaseError
 
 from demo.models import Note
 from django_sqla_pool import PoolConnectError, PoolTimeout
-from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.core import pool as pool_module
 from django_sqla_pool.core import registry
-from django_sqla_pool.core.postgresql.params import HOSTNAME as _HOSTNAME
 
-from .conftest import backend_pid, pool_of
+from . import dialect
+from .conftest import DatabaseWrapper, backend_pid, pool_of
+from .dialect import server_state
 from .throwaway import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def server_state(server, pid: int) -> str | None:
-    row = server.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
-    return row[0] if row else None
 
 
 def test_close_returns_the_connection_and_the_next_checkout_reuses_it(make_wrapper) -> None:
@@ -74,10 +69,13 @@ def test_failed_transaction_is_clean_for_the_next_user(make_wrapper) -> None:
     with db.cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
-    assert db.connection.info.transaction_status == 0  # IDLE, with either driver
+    assert db.pool_family.idle_and_open(db.connection)  # no transaction open, any driver
 
 
+@pytest.mark.postgresql_only("libpq options and application_name (tests/test_mysql.py for MySQL's)")
 def test_our_options_never_reach_the_driver_and_libpq_options_pass_through(make_wrapper) -> None:
+    from django_sqla_pool.core.postgresql.params import HOSTNAME as _HOSTNAME
+
     db = make_wrapper(
         "params",
         application_name="params-probe",
@@ -104,8 +102,11 @@ def test_statement_timeout_cancels_a_long_query_and_the_connection_stays_usable(
     db = make_wrapper("stmt", statement_timeout=100)
     pid = backend_pid(db)
     started = time.monotonic()
-    with pytest.raises(OperationalError, match="statement timeout"), db.cursor() as cursor:
-        cursor.execute("SELECT pg_sleep(5)")
+    with (
+        pytest.raises(OperationalError, match=dialect.STATEMENT_TIMEOUT_MESSAGE),
+        db.cursor() as cursor,
+    ):
+        cursor.execute(dialect.sleep_sql(5))
     assert time.monotonic() - started < 2
     assert db.is_usable()
     db.close()
@@ -127,14 +128,10 @@ def test_pre_ping_survives_the_server_killing_every_idle_connection(make_wrapper
     pids = [backend_pid(w) for w in wrappers]
     for w in wrappers:
         w.close()
-    server.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+    for pid in pids:
+        dialect.kill(server, pid)
     deadline = time.monotonic() + 5
-    while (
-        server.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
-        ).fetchone()[0]
-        and time.monotonic() < deadline
-    ):
+    while dialect.alive(server, pids) and time.monotonic() < deadline:
         time.sleep(0.01)
     for w in wrappers:
         assert backend_pid(w) not in pids  # every request succeeds, on a new connection
@@ -156,7 +153,7 @@ def test_pre_ping_pings_connections_idle_longer_than_the_window(make_wrapper, se
 def test_connection_broken_during_use_is_discarded_on_return(make_wrapper, server) -> None:
     db = make_wrapper("broken")
     pid = backend_pid(db)
-    server.execute("SELECT pg_terminate_backend(%s)", [pid])
+    dialect.kill(server, pid)
     with pytest.raises(OperationalError):
         backend_pid(db)
     db.close()
@@ -241,10 +238,10 @@ def test_changing_name_gets_a_new_pool_and_close_pool_retires_the_old_one(make_w
     backend_pid(db)
     db.close()
     [old] = registry.pools("rename")
-    db.settings_dict["NAME"] = "postgres"
+    db.settings_dict["NAME"] = dialect.OTHER_DATABASE
     with db.cursor() as cursor:
-        cursor.execute("SELECT current_database()")
-        assert cursor.fetchone()[0] == "postgres"
+        cursor.execute(dialect.CURRENT_DATABASE_SQL)
+        assert cursor.fetchone()[0] == dialect.OTHER_DATABASE
     assert len(registry.pools("rename")) == 2
     db.close_pool()
     assert registry.pools("rename") == []
@@ -267,6 +264,7 @@ def test_connection_checked_out_when_its_pool_is_closed_is_closed_on_return(
     assert pool.stats.connections_closed == pool.stats.connections_opened == 1
 
 
+@pytest.mark.postgresql_only("DISCARD ALL; mysqlclient has no COM_RESET_CONNECTION (refused)")
 def test_reset_discard_clears_session_state(make_wrapper) -> None:
     db = make_wrapper("discard", pool_reset_on_return="discard", pool_size=1, max_overflow=0)
     with db.cursor() as cursor:
@@ -287,6 +285,7 @@ def test_reset_discard_clears_session_state(make_wrapper) -> None:
         assert cursor.fetchone()[0] is True
 
 
+@pytest.mark.postgresql_only("application_name (tests/test_mysql.py: a user variable)")
 def test_reset_rollback_keeps_session_state_as_documented(make_wrapper) -> None:
     db = make_wrapper("keep", pool_size=1, max_overflow=0)
     with db.cursor() as cursor:

@@ -11,6 +11,7 @@ from django.db import connection
 from demo.models import Note
 from django_sqla_pool.core import registry
 
+from . import dialect
 from .conftest import backend_pid, run_in_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,10 +41,7 @@ def test_child_opens_its_own_connections_and_the_parent_keeps_working(server) ->
     assert backend_pid(connection) == parent_pid
     assert Note.objects.count() == 1
     # The idle pooled connection inherited by the child is alive as well.
-    alive = server.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [[parent_pid, idle_pids[0]]]
-    ).fetchone()[0]
-    assert alive == 2
+    assert dialect.alive(server, [parent_pid, idle_pids[0]]) == 2
     [pool] = [
         p
         for p in registry.pools("default")

@@ -22,7 +22,12 @@ from django_sqla_pool.core import housekeeping, registry
 from .conftest import backend_pid, run_in_child
 from .throwaway import Cluster
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.postgresql_only(
+        "watches pg_stat_activity by application_name and a throwaway PostgreSQL (not yet ported)"
+    ),
+]
 
 #: Allowance for a busy machine on top of each deadline the feature promises.
 GRACE = 2.0

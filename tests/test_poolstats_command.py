@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from django_sqla_pool import PoolTimeout, pool_stats
 from django_sqla_pool.conf import PoolSettings
@@ -39,6 +40,8 @@ CONFIG_TYPES = {
 
 # The documented schema (docs/observability.md), as key -> type or nested schema.
 SERVER = {
+    "product": str,
+    "source": str,
     "version": str,
     "max_connections": int,
     "superuser_reserved_connections": int,
@@ -209,7 +212,7 @@ def test_text_report_is_a_readable_table(make_wrapper) -> None:
     assert status == 0
     lines = output.splitlines()
     assert lines[0].startswith("poolstats ") and f"pid {os.getpid()}" in lines[0]
-    assert "== default: PostgreSQL " in output
+    assert f"== default: {connection.pool_family.product} " in output
     assert any(line.startswith("server: max_connections ") and "headroom" in line for line in lines)
     header = next(line for line in lines if line.split()[:2] == ["HOST", "PID"])
     assert "IDLE-IN-TX" in header and "LONGEST-QUERY" in header
@@ -280,6 +283,7 @@ def run_manage_py(*args: str, env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.postgresql_only("passes a password that trust authentication ignores")
 def test_manage_py_shows_every_worker_and_never_the_password(tmp_path) -> None:
     # Trust authentication ignores the password, so it rides along in every connection.
     password = "pw-that-must-never-show-9f3c"

@@ -1,4 +1,7 @@
-"""The statement_timeouts counter: queries cancelled by statement_timeout (SQLSTATE 57014)."""
+"""The statement_timeouts counter: queries cancelled by statement_timeout.
+
+PostgreSQL: SQLSTATE 57014; MariaDB: error 1969 (max_statement_time), MySQL 3024.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from django.db import DatabaseError, OperationalError
 
 from django_sqla_pool import pool_stats
 
+from . import dialect
 from .test_admin import stats_on_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,8 +30,11 @@ def test_a_query_cancelled_by_statement_timeout_is_counted_once(make_wrapper) ->
     with db.cursor() as cursor:
         cursor.execute("SELECT 1")
     assert statement_timeouts("stmt") == 0
-    with pytest.raises(OperationalError, match="statement timeout"), db.cursor() as cursor:
-        cursor.execute("SELECT pg_sleep(5)")
+    with (
+        pytest.raises(OperationalError, match=dialect.STATEMENT_TIMEOUT_MESSAGE),
+        db.cursor() as cursor,
+    ):
+        cursor.execute(dialect.sleep_sql(5))
     assert statement_timeouts("stmt") == 1
     # The connection stays usable, and successful queries count nothing.
     with db.cursor() as cursor:
@@ -39,7 +46,7 @@ def test_a_query_cancelled_by_statement_timeout_is_counted_once(make_wrapper) ->
 def test_other_errors_are_not_counted(make_wrapper) -> None:
     db = make_wrapper("stmt", statement_timeout=5000, lock_timeout=50)
     with pytest.raises(DatabaseError), db.cursor() as cursor:
-        cursor.execute("SELECT 1 / 0")
+        cursor.execute("SELECT 1 / 0" if not dialect.MYSQL else "SIGNAL SQLSTATE '22012'")
     with pytest.raises(DatabaseError), db.cursor() as cursor:
         cursor.execute("SELECT * FROM no_such_table_here")
     assert statement_timeouts("stmt") == 0
@@ -50,7 +57,7 @@ def test_each_pool_counts_its_own(make_wrapper) -> None:
     other = make_wrapper("stmt_b", statement_timeout=20)
     for _ in range(2):
         with pytest.raises(OperationalError), slow.cursor() as cursor:
-            cursor.execute("SELECT pg_sleep(5)")
+            cursor.execute(dialect.sleep_sql(5))
     with other.cursor() as cursor:
         cursor.execute("SELECT 1")
     assert statement_timeouts("stmt_a") == 2
@@ -61,7 +68,7 @@ def test_poolstats_shows_the_count_in_text_and_json(make_wrapper) -> None:
     # Alias "default" (poolstats takes DATABASES aliases), its own pool: pool_size 7 marks it.
     db = make_wrapper("default", statement_timeout=20, pool_size=7)
     with pytest.raises(OperationalError), db.cursor() as cursor:
-        cursor.execute("SELECT pg_sleep(5)")
+        cursor.execute(dialect.sleep_sql(5))
     db.close()
     out = StringIO()
     call_command("poolstats", "--format", "json", "--min-headroom", "0", stdout=out)
@@ -80,7 +87,7 @@ def test_poolstats_shows_the_count_in_text_and_json(make_wrapper) -> None:
 def test_admin_page_shows_the_count(admin_client, make_wrapper) -> None:
     db = make_wrapper("stmt", statement_timeout=20)
     with pytest.raises(OperationalError), db.cursor() as cursor:
-        cursor.execute("SELECT pg_sleep(5)")
+        cursor.execute(dialect.sleep_sql(5))
     db.close()
     response = admin_client.get("/admin/django_sqla_pool/poolstats/")
     [pool] = pool_stats("stmt")["pools"]

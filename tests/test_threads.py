@@ -10,6 +10,7 @@ from django.db import connection
 
 from django_sqla_pool.core import registry
 
+from . import dialect
 from .helpers import wsgi_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,9 +28,7 @@ def test_32_threads_share_a_5_plus_5_pool_without_errors_or_excess_connections(s
     def watch() -> None:
         nonlocal peak
         while not stop.is_set():
-            count = server.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [test_db]
-            ).fetchone()[0]
+            count = dialect.connections_to(server, test_db)
             peak = max(peak, count)
             time.sleep(0.002)
 

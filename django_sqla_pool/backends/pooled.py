@@ -379,6 +379,13 @@ class PooledDatabaseWrapperMixin(_Base):
         )
         return cached.marker if clean else None
 
+    def pool_server_messages(self) -> list[Any]:
+        """System check messages about the server's own limits (``checks.py``, database-tagged).
+
+        An ENGINE whose server has such limits overrides this (MySQL's wait_timeout: W012).
+        """
+        return []
+
     def close_pool(self) -> None:
         try:
             super().close_pool()

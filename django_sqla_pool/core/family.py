@@ -14,7 +14,7 @@ function costs the same as a module's.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .settings import PoolSettings
@@ -67,7 +67,8 @@ class Family:
     #: longer takes writes (a standby after a switchover), as opposed to an
     #: error of the application's own making.
     is_failover_error: Callable[[Any, BaseException], bool]
-    #: The session cannot write (read from the server's reports, no round trip).
+    #: The server takes no writes (the health probe asks; PostgreSQL answers from
+    #: the server's reports without a round trip, MySQL with one).
     is_read_only: Callable[[Any], bool]
 
     # -- the session ---------------------------------------------------------
@@ -83,3 +84,14 @@ class Family:
     read_backends: Callable[[Any], Sequence[Any]]
     #: This host as the marks name it.
     hostname: str
+    #: The server's name and where its connection list comes from, for people.
+    product: str = "PostgreSQL"
+    activity_source: str = "pg_stat_activity"
+
+    # -- the OPTIONS of a DATABASES entry --------------------------------------
+    #: Keys the driver or Django's backend of this family take: passed through,
+    #: never "did you mean"-ed (``conf.parse_pool_settings``).
+    driver_options: frozenset[str] = frozenset()
+    #: ``refuse(key, value)``: why this family cannot honour an OPTIONS key of
+    #: the pool (a PostgreSQL-only one on MySQL, say), or None.
+    refuse: Callable[[str, Any], str | None] = field(default=lambda key, value: None)

@@ -81,6 +81,8 @@ def read_fleet(cursor: Any, alias: str, family: Family) -> dict[str, Any]:
         "time": time.time(),
         "observer": {"host": socket.gethostname(), "pid": os.getpid()},
         "server": {
+            "product": family.product,
+            "source": family.activity_source,
             "version": version,
             "max_connections": max_connections,
             "superuser_reserved_connections": superuser_reserved,

@@ -23,7 +23,9 @@ def index(request: HttpRequest) -> HttpResponse:
 
 def note_count(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
+        cursor.execute(
+            "SELECT CONNECTION_ID()" if connection.vendor == "mysql" else "SELECT pg_backend_pid()"
+        )
         backend_pid = cursor.fetchone()[0]
     return JsonResponse({"count": Note.objects.count(), "backend_pid": backend_pid})
 

@@ -49,4 +49,5 @@ POSTGRESQL = Family(
     read_limits=activity.read_limits,
     read_backends=activity.read_backends,
     hostname=params.HOSTNAME,
+    driver_options=params.DRIVER_OPTIONS,
 )

@@ -36,6 +36,65 @@ LIBPQ_DEFAULTS = {
     "tcp_user_timeout": 30000,
 }
 
+#: OPTIONS keys that libpq, psycopg or Django's PostgreSQL backend take: passed
+#: through to them, never "did you mean"-ed.
+DRIVER_OPTIONS = frozenset(
+    [
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "requiressl",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "sslnegotiation",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "min_protocol_version",
+        "max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+        "isolation_level",
+        "assume_role",
+        "server_side_binding",
+        "prepare_threshold",
+        "cursor_factory",
+        "context",
+        "autocommit",
+        "row_factory",
+    ]
+)
+
 
 def application_name(alias: str, prefix: str | None) -> str:
     """``[prefix ]sqlapool:<alias>:<host>:<pid>``, within PostgreSQL's 63 bytes.

@@ -86,14 +86,14 @@ def format_text(report: dict[str, Any]) -> str:
             lines.append(f"== {db['alias']}: server not reachable: {db['fleet_error']}")
         else:
             server = fleet_view["server"]
-            lines.append(f"== {db['alias']}: PostgreSQL {server['version']}")
+            lines.append(f"== {db['alias']}: {server['product']} {server['version']}")
             lines.append(
                 f"server: max_connections {server['max_connections']}, reserved "
                 f"{server['superuser_reserved_connections'] + server['reserved_connections']}, "
                 f"in use {server['connections']} (pooled {server['pooled_connections']}, "
                 f"other {server['other_connections']}), headroom {server['headroom']}"
             )
-            lines.append("fleet (pooled connections by process, from pg_stat_activity):")
+            lines.append(f"fleet (pooled connections by process, from {server['source']}):")
             rows = [
                 [
                     p["host"],
