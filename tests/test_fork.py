@@ -42,9 +42,6 @@ def test_child_opens_its_own_connections_and_the_parent_keeps_working(server) ->
     assert Note.objects.count() == 1
     # The idle pooled connection inherited by the child is alive as well.
     assert dialect.alive(server, [parent_pid, idle_pids[0]]) == 2
-    [pool] = [
-        p
-        for p in registry.pools("default")
-        if p.name.endswith("/" + connection.settings_dict["NAME"])
-    ]
+    pool = connection._lease.pool  # the pool this thread's connection came from
+    assert pool is not None and pool in registry.pools("default")
     assert sum(pool.stats.invalidations.values()) == 0
