@@ -39,6 +39,9 @@ AVAILABLE_CONNECTIONS_SQL = (
 STATEMENT_TIMEOUT_MESSAGE = (
     "max_statement_time|maximum statement execution time" if MYSQL else "statement timeout"
 )
+#: Session state a rollback on return keeps: set it, then read it back.
+SET_SESSION_STATE_SQL = "SET @sticky = 'sticky'" if MYSQL else "SET application_name TO 'sticky'"
+GET_SESSION_STATE_SQL = "SELECT @sticky" if MYSQL else "SELECT current_setting('application_name')"
 
 
 def sleep_sql(seconds: float) -> str:

@@ -285,14 +285,13 @@ def test_reset_discard_clears_session_state(make_wrapper) -> None:
         assert cursor.fetchone()[0] is True
 
 
-@pytest.mark.postgresql_only("application_name (tests/test_mysql.py: a user variable)")
 def test_reset_rollback_keeps_session_state_as_documented(make_wrapper) -> None:
     db = make_wrapper("keep", pool_size=1, max_overflow=0)
     with db.cursor() as cursor:
-        cursor.execute("SET application_name TO 'sticky'")
+        cursor.execute(dialect.SET_SESSION_STATE_SQL)
     db.close()
     with db.cursor() as cursor:
-        cursor.execute("SELECT current_setting('application_name')")
+        cursor.execute(dialect.GET_SESSION_STATE_SQL)
         assert cursor.fetchone()[0] == "sticky"
 
 

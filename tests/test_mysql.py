@@ -58,16 +58,6 @@ def test_the_users_init_command_still_runs(make_wrapper) -> None:
         assert cursor.fetchone() == (42, 1.0)
 
 
-def test_reset_rollback_keeps_session_variables_as_documented(make_wrapper) -> None:
-    db = make_wrapper("my_keep", pool_size=1, max_overflow=0)
-    with db.cursor() as cursor:
-        cursor.execute("SET @sticky = 'yes'")
-    db.close()
-    with db.cursor() as cursor:
-        cursor.execute("SELECT @sticky")
-        assert cursor.fetchone()[0] == "yes"
-
-
 def test_a_connection_the_server_closed_for_wait_timeout_is_replaced(make_wrapper) -> None:
     db = make_wrapper("my_wait", pool_pre_ping_window=60)
     with db.cursor() as cursor:

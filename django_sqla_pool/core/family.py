@@ -15,9 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .settings import PoolSettings
+
+
+class ServerLimits(NamedTuple):
+    """What ``read_limits`` returns: the server's version and connection slots."""
+
+    version: str
+    max_connections: int
+    superuser_reserved: int  # MySQL: 0 (it lets one more SUPER connection in)
+    reserved: int  # PostgreSQL 16+'s reserved_connections, else 0
+
+
+class Backend(NamedTuple):
+    """What ``read_backends`` returns a list of: one connection the server counts."""
+
+    #: ``(alias, host, pid)`` when one of our pools opened it, else None.
+    mark: tuple[str, str, int] | None
+    state: str | None
+    age_s: float | None  # since the connection was opened (None where not shown)
+    running_s: float | None  # of the statement under way, if one is
+    database: str | None
+    hidden: bool  # another user's, which this one may not see
 
 
 class SocketWatch(Protocol):
@@ -79,9 +100,9 @@ class Family:
 
     # -- the server's view ---------------------------------------------------
     #: ``read_limits(cursor)``: version and connection limits.
-    read_limits: Callable[[Any], Any]
+    read_limits: Callable[[Any], ServerLimits]
     #: ``read_backends(cursor)``: one row per client connection, marked if pooled.
-    read_backends: Callable[[Any], Sequence[Any]]
+    read_backends: Callable[[Any], Sequence[Backend]]
     #: This host as the marks name it.
     hostname: str
     #: The server's name and where its connection list comes from, for people.

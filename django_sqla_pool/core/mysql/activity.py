@@ -13,29 +13,10 @@ refreshes at most every 0.1 s.
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
+from ..family import Backend, ServerLimits
 from . import driver, params
-
-
-class ServerLimits(NamedTuple):
-    version: str
-    max_connections: int
-    superuser_reserved: int  # MySQL lets one more SUPER connection in: none reserved
-    reserved: int
-
-
-class Backend(NamedTuple):
-    """One connection the server counts against max_connections."""
-
-    #: ``(alias, host, pid)`` when one of our pools opened it, else None.
-    mark: tuple[str, str, int] | None
-    state: str | None
-    age_s: float | None  # not shown by the processlist
-    running_s: float | None  # of the statement under way, if one is
-    database: str | None
-    hidden: bool
-
 
 _BACKENDS_SQL = """
 SELECT p.ID, p.USER, p.HOST, p.DB, p.COMMAND, p.TIME, t.trx_id IS NOT NULL

@@ -6,29 +6,10 @@ The fleet view and the capacity check read these through the family
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
+from ..family import Backend, ServerLimits
 from .params import parse_application_name
-
-
-class ServerLimits(NamedTuple):
-    version: str
-    max_connections: int
-    superuser_reserved: int
-    reserved: int  # reserved_connections (PostgreSQL 16+), else 0
-
-
-class Backend(NamedTuple):
-    """One connection the server counts against max_connections."""
-
-    #: ``(alias, host, pid)`` when one of our pools opened it, else None.
-    mark: tuple[str, str, int] | None
-    state: str | None
-    age_s: float | None  # since the connection was opened
-    running_s: float | None  # of the query under way, if one is
-    database: str | None
-    hidden: bool  # another role's, which this role may not see
-
 
 _LIMITS_SQL = """
 SELECT
