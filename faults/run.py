@@ -923,7 +923,10 @@ def main() -> int:
     )
     parser.add_argument("--short", action="store_true", help="the CI run (a few minutes)")
     parser.add_argument(
-        "--only", nargs="*", help="scenario groups: gthread sync uvicorn preload pgbouncer celery"
+        "--only",
+        nargs="*",
+        help="scenario groups: gthread sync uvicorn preload pgbouncer celery; failover (not run "
+        "by default: faults/failover.py, its own clusters on ports 25440-25449)",
     )
     parser.add_argument("--faults", nargs="*", help="only these faults in the gthread group")
     parser.add_argument("--outage", type=float, default=10.0, help="seconds (default 10)")
@@ -983,6 +986,11 @@ def main() -> int:
             harness.pgbouncer("transaction")
         if "celery" in groups:
             harness.celery()
+        if "failover" in groups:
+            import failover
+
+            seconds = "15" if args.short else "25"
+            failover.main(["--scenario", "all", "--variant", "all", "--seconds", seconds])
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         harness.cleanup()
