@@ -8,6 +8,8 @@ since no PostgreSQL outside RDS checks an IAM signature.
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 import time
 import urllib.parse
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from django_sqla_pool import PoolConnectError, pool_stats
@@ -115,9 +118,18 @@ def test_provider_settings_win_over_databases_and_the_environment(
 
 def test_the_dotted_path_is_accepted_as_the_credentials_option() -> None:
     path = "django_sqla_pool.contrib.rds_iam.auth_token"
-    settings_dict = {"ENGINE": "django_sqla_pool.backends.postgresql", "OPTIONS": {}}
-    settings_dict["OPTIONS"]["credentials"] = path
+    settings_dict = {"OPTIONS": {"credentials": path}}
     assert parse_pool_settings("iam", settings_dict).credentials is rds_iam.auth_token
+
+
+def test_without_boto3_the_setting_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 raises ImportError
+    monkeypatch.delitem(sys.modules, "django_sqla_pool.contrib.rds_iam")
+    settings_dict = {"OPTIONS": {"credentials": "django_sqla_pool.contrib.rds_iam.auth_token"}}
+    with pytest.raises(ImproperlyConfigured, match=re.escape("django-sqla-pool[rds-iam]")):
+        parse_pool_settings("iam", settings_dict)
 
 
 @pytest.mark.usefixtures("_unblocked")
