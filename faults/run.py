@@ -395,6 +395,27 @@ class Harness:
             self.bounds = package_bounds()
             self.sqla_options = None
 
+    def failover(self) -> None:
+        """faults/failover.py: a read-only switchover and rotating credentials, each run in a
+        child process on clusters of its own (ports 25460-25463); targets for this package."""
+        import failover
+
+        if self.short:  # the headline case, with Django's pool beside it: about 50 s
+            argv = ["--scenario", "two-hosts", "--variant", "sqla_pool,django_pool"]
+            argv += ["--seconds", "10"]
+        else:
+            argv = ["--scenario", "all", "--variant", "all", "--seconds", "25"]
+        print(f"-- failover: faults/failover.py {' '.join(argv)}", flush=True)
+        runs = failover.run_children(failover.parse_args(argv))
+        print(failover.report(runs), flush=True)
+        for run in runs:
+            if run.get("variant") in failover.OURS:
+                name = f"failover {run.get('scenario')} ({run['variant']})"
+                result = Result(name, "failover", str(run.get("scenario")), {})
+                for target, measured, ok in failover.checks(run):
+                    result.check(target, measured, ok)
+                self.results.append(result)
+
     def preload(self) -> None:
         kind = "gthread-preload"
         servers = self.start_web(kind, extra_env={"FAULTS_QUERY_AT_IMPORT": "1"})
@@ -923,7 +944,10 @@ def main() -> int:
     )
     parser.add_argument("--short", action="store_true", help="the CI run (a few minutes)")
     parser.add_argument(
-        "--only", nargs="*", help="scenario groups: gthread sync uvicorn preload pgbouncer celery"
+        "--only",
+        nargs="*",
+        help="scenario groups: gthread sync uvicorn preload pgbouncer celery failover "
+        "(faults/failover.py, clusters of its own on ports 25460-25463)",
     )
     parser.add_argument("--faults", nargs="*", help="only these faults in the gthread group")
     parser.add_argument("--outage", type=float, default=10.0, help="seconds (default 10)")
@@ -936,7 +960,15 @@ def main() -> int:
     args.kills = args.kills or (3 if args.short else 5)
     args.bouncer_seconds = 4.0 if args.short else 10.0
     args.celery_tasks = 240 if args.short else 1200
-    groups = args.only or ["gthread", "sync", "uvicorn", "preload", "pgbouncer", "celery"]
+    groups = args.only or [
+        "gthread",
+        "sync",
+        "uvicorn",
+        "preload",
+        "pgbouncer",
+        "celery",
+        "failover",
+    ]
 
     harness = Harness(args)
     started = time.monotonic()
@@ -983,6 +1015,8 @@ def main() -> int:
             harness.pgbouncer("transaction")
         if "celery" in groups:
             harness.celery()
+        if "failover" in groups:
+            harness.failover()
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         harness.cleanup()
