@@ -121,7 +121,8 @@ class _CountingErrorWrapper(DatabaseErrorWrapper):
             if isinstance(exc_value, family.query_canceled):
                 pool.stats.statement_timed_out()
             elif family.is_failover_error(wrapper.connection, exc_value):
-                pool.server_read_only(wrapper._lease.record, exc_value)
+                record = wrapper._lease.record
+                pool.server_read_only(record.info if record is not None else None, str(exc_value))
         super().__exit__(exc_type, exc_value, traceback)
 
 

@@ -156,6 +156,12 @@ class SqlaPool(QueuePool):
         #: a failover, with the cause they are counted under.
         self._stale_before = -math.inf
         self._stale_cause: type[_Retiring] = _Stale
+        # With libpq's target_session_attrs asking for a writer, a ping that finds
+        # the server read-only is a failover too (no write has to fail first).
+        self._wants_writer = str(connect_params.get("target_session_attrs") or "").strip() in (
+            "read-write",
+            "primary",
+        )
         self.credentials = (
             Credentials(settings.credentials, alias, settings.credentials_ttl)
             if settings.credentials is not None
@@ -680,6 +686,11 @@ class SqlaPool(QueuePool):
                 self._stale_cause = _Stale
                 self._stale_before = now
             return _PingFailed(f"ping failed: {error}".strip())
+        if self._wants_writer and family.is_read_only(dbapi_conn):
+            # The ping's answer carried the server's new state (PostgreSQL reports
+            # in_hot_standby and default_transaction_read_only when they change).
+            self.server_read_only(info, "the liveness check found the server read-only")
+            return _FailedOver("server read-only, target_session_attrs asks for a writer")
         return None
 
     def _on_invalidate(self, dbapi_conn: Any, record: Any, error: BaseException | None) -> None:
@@ -730,7 +741,7 @@ class SqlaPool(QueuePool):
             self.stats.invalidated(cause.cause)
         return len(doomed)
 
-    def server_read_only(self, record: _ConnectionRecord | None, error: BaseException) -> None:
+    def server_read_only(self, info: dict[str, Any] | None, reason: str) -> None:
         """A pooled connection found its server refusing writes (SQLSTATE 25006, 0A000).
 
         After a switchover every connection opened before it most likely
@@ -738,7 +749,8 @@ class SqlaPool(QueuePool):
         passes: replace them all (drain()). The request that hit it fails as
         it would have; nothing is retried behind its back.
         """
-        born = record.info.get("born", math.inf) if record is not None else math.inf
+        info = info or {}
+        born = info.get("born", math.inf)
         if born < self._stale_before:
             return  # opened before the last drain: this failover is known already
         self.stats.failed_over()
@@ -750,9 +762,9 @@ class SqlaPool(QueuePool):
                 "every connection opened before now (%d idle closed, the busy ones when "
                 "returned) [%d such events since the last such line]",
                 self.name,
-                record.info.get("backend_pid") if record is not None else None,
-                record.info.get("server") if record is not None else None,
-                " ".join(str(error).split()),
+                info.get("backend_pid"),
+                info.get("server"),
+                " ".join(reason.split()),
                 closed,
                 summary[0],
             )
