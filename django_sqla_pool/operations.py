@@ -85,8 +85,9 @@ def _pooled(caller: str, aliases: Iterable[str] | None) -> list[str]:
 #: sharing the directory to drain (``poolstats --drain``).
 DRAIN_REQUEST = "drain.request"  # not *.json: no snapshot
 
-# Modification time of the last request this process acted on (None: not looked yet).
-_seen: float | None = None
+# Per directory, the modification time of the last request this process acted on
+# (absent: not looked there yet).
+_seen: dict[str, float] = {}
 
 
 def request_drain(directory: Path, alias: str | None) -> Path:
@@ -113,7 +114,6 @@ def follow_drain_requests(directory: Path | None) -> dict[str, int] | None:
     process first looked is not for it: a worker started after a drain has
     nothing old to replace.
     """
-    global _seen
     if directory is None:
         return None
     path = directory / DRAIN_REQUEST
@@ -121,10 +121,10 @@ def follow_drain_requests(directory: Path | None) -> dict[str, int] | None:
         written = path.stat().st_mtime
     except OSError:
         written = 0.0
-    if _seen is None or written <= _seen:
-        _seen = written if _seen is None else _seen
+    seen = _seen.setdefault(str(directory), written)
+    if written <= seen:
         return None
-    _seen = written
+    _seen[str(directory)] = written
     try:
         alias = json.loads(path.read_text())["alias"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -13,6 +13,7 @@ import gc
 import io
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -502,22 +503,33 @@ def test_drain_refuses_an_alias_that_is_not_pooled() -> None:
 
 
 def test_poolstats_drain_asks_every_worker_sharing_the_stats_dir(
-    make_wrapper: Any, settings: Any, tmp_path: Any
+    aliases: Any, settings: Any, tmp_path: Any
 ) -> None:
     from django_sqla_pool import operations
 
-    wrapper = make_wrapper("fleetdrain")
-    wrapper.ensure_connection()
-    wrapper.close()
+    aliases("fleetdrain")
+    query("fleetdrain")  # one idle connection in this process's pool
+    [pool] = registry.pools("fleetdrain")
+    # This process's own sampler thread watches the stats dir too: it must not act
+    # on the request this test makes there (the part below plays the other worker).
+    operations._seen[str(tmp_path)] = float("inf")
     settings.DJANGO_SQLA_POOL_STATS_DIR = str(tmp_path)
-    operations.follow_drain_requests(tmp_path)  # this "worker" has looked once: nothing yet
     out = io.StringIO()
-    call_command("poolstats", "--drain", "--database", "default", stdout=out)
-    assert "in this process" in out.getvalue() and "asked every process" in out.getvalue()
-    # Another worker's sampler thread sees the request on its next tick.
-    drained = operations.follow_drain_requests(tmp_path)
-    assert drained is not None
-    assert operations.follow_drain_requests(tmp_path) is None  # once per request
+    call_command("poolstats", "--drain", "--database", "fleetdrain", stdout=out)
+    assert f"drained alias 'fleetdrain' in this process (pid {os.getpid()}): " in out.getvalue()
+    assert f"asked every process sharing {tmp_path}" in out.getvalue()
+    assert (tmp_path / operations.DRAIN_REQUEST).exists()
+    assert pool.stats.invalidations["drained"] == 1
+    # Another worker, as its sampler thread does once a second (a directory of its
+    # own here, so that this process's own sampler thread does not take the request).
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    query("fleetdrain")
+    assert operations.follow_drain_requests(fleet) is None  # first look: nothing for it
+    operations.request_drain(fleet, "fleetdrain")
+    assert operations.follow_drain_requests(fleet) == {pool.name: 1}
+    assert operations.follow_drain_requests(fleet) is None  # once per request
+    assert pool.stats.invalidations["drained"] == 2
 
 
 # -- Lifetime jitter ---------------------------------------------------------------
@@ -552,7 +564,7 @@ def test_a_fleet_that_started_together_recycles_over_a_quarter_of_the_lifetime(
 def test_a_connection_dropped_with_its_wrapper_after_the_pool_retired_is_closed(
     server: Any,
 ) -> None:
-    settings_dict = {**connections["default"].settings_dict, "OPTIONS": {}}
+    settings_dict = dict(connections["default"].settings_dict)
 
     def forgotten_connection() -> tuple[Any, int]:
         wrapper = DatabaseWrapper(settings_dict, alias="orphan")
