@@ -40,11 +40,17 @@ $(BIN)/.faults-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[faults]"
 	touch $@
 
+# Then faults/mariadb.py: a throwaway MariaDB on port 25407 (mariadb-install-db; needs Debian's
+# mariadb-server and mysqlclient): restart, KILL storm and wait_timeout; the short run: restart only.
 faults: $(BIN)/.faults-installed
 	$(BIN)/python faults/run.py
+	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[mysql]"
+	$(BIN)/python faults/mariadb.py
 
 faults-short: $(BIN)/.faults-installed
 	$(BIN)/python faults/run.py --short
+	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[mysql]"
+	$(BIN)/python faults/mariadb.py --only restart
 # Build the sdist and wheel, twine check, use the wheel in a clean venv, run
 # the sdist's tests from the unpacked sdist (see .ci/build-check).
 build-check: $(BIN)/.installed
