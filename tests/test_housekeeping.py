@@ -1,4 +1,10 @@
-"""Warm start and idle shrink, watched from the server's side (pg_stat_activity)."""
+"""Warm start and idle shrink, watched from the server's side.
+
+PostgreSQL shows each pooled connection's alias in pg_stat_activity
+(application_name). MySQL/MariaDB connections carry no such mark, so there
+the server's processlist is matched against the thread ids each alias's
+pools opened (recorded as they connect).
+"""
 
 from __future__ import annotations
 
@@ -18,16 +24,34 @@ from sqlalchemy.pool.base import _ConnectionRecord
 from django_sqla_pool import open_pools
 from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.core import housekeeping, registry
+from django_sqla_pool.core.pool import SqlaPool
 
+from . import dialect
 from .conftest import backend_pid, run_in_child
 from .throwaway import Cluster
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.postgresql_only(
-        "watches pg_stat_activity by application_name and a throwaway PostgreSQL (not yet ported)"
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: alias -> server thread ids its pools opened (MySQL/MariaDB only; see on_server()).
+OPENED: dict[str, set[int]] = {}
+
+
+@pytest.fixture(autouse=True)
+def record_opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if not dialect.MYSQL:
+        yield
+        return
+    original = SqlaPool._on_connect
+
+    def on_connect(pool: SqlaPool, dbapi_conn: Any, record: Any) -> None:
+        original(pool, dbapi_conn, record)
+        OPENED.setdefault(pool.alias, set()).add(record.info["backend_pid"])
+
+    # Pools bind the method when created: patched before the test creates any.
+    monkeypatch.setattr(SqlaPool, "_on_connect", on_connect)
+    yield
+    OPENED.clear()
+
 
 #: Allowance for a busy machine on top of each deadline the feature promises.
 GRACE = 2.0
@@ -49,6 +73,9 @@ def pool_for(wrapper: Any) -> Any:
 
 def on_server(server: Any, alias: str) -> set[int]:
     """Backend pids of this process's pooled connections of ``alias``, as the server sees them."""
+    if dialect.MYSQL:
+        rows = server.execute("SELECT ID FROM information_schema.PROCESSLIST").fetchall()
+        return {row[0] for row in rows} & OPENED.get(alias, set())
     rows = server.execute(
         "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
         [f"%sqlapool:{alias}:%:{os.getpid()}"],
@@ -227,11 +254,12 @@ def test_a_thread_left_waiting_as_an_idle_connection_closes_is_served(
 
 
 @pytest.fixture
-def down_server() -> Iterator[Cluster]:
+def down_server() -> Iterator[Cluster]:  # a throwaway PostgreSQL
     with Cluster(25452) as cluster:
         yield cluster
 
 
+@pytest.mark.postgresql_only("a throwaway PostgreSQL cluster stands for the down server")
 def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(
     down_server, monkeypatch, caplog
 ) -> None:
@@ -274,7 +302,7 @@ def test_a_fork_after_warm_start_leaves_the_parents_connections_alone(make_wrapp
     def child() -> int:
         if registry.pools("hk_fork"):
             return 2  # the parent's pool must be forgotten
-        own = DatabaseWrapper(wrapper.settings_dict, alias="hk_fork")
+        own = type(wrapper)(wrapper.settings_dict, alias="hk_fork")
         child_pool = pool_for(own)  # the child warms its own
         deadline = time.monotonic() + 10
         while child_pool.checkedin() < 3:
