@@ -44,6 +44,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "variants": ("no_pool", "persistent", "django_pool", "sqla_pool"),
         "workloads": ("sequential", "concurrent", "oversubscribed", "fault"),
         "other_pool": "django_pool",
+        "tail": False,
         "port": 5432,
         "user": "postgres",
     },
@@ -51,6 +52,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "variants": ("no_pool", "persistent", "dbcp", "sqla_pool"),
         "workloads": ("sequential", "oversubscribed"),
         "other_pool": "dbcp",
+        "tail": True,
         "port": 3306,
         "user": "root",
     },
@@ -69,6 +71,9 @@ METRICS = (
     ("peak_connections", "server conns", "{:.0f}"),
     ("failed", "failed", "{:.0f}"),
 )
+#: Shown for the MySQL family too: QueuePool lets a newly arriving thread take a free connection
+#: ahead of waiting ones, so a few requests can wait far longer than the p99 shows.
+TAIL_METRICS = (("p999_us", "p99.9 µs", "{:,.0f}"), ("max_us", "max µs", "{:,.0f}"))
 MAX_CONNECTIONS = 20  # pool_size + max_overflow, as configured in worker.py
 
 
@@ -175,7 +180,11 @@ def run_one(variant: str, workload: str, conn: dict[str, Any], scale: float) -> 
 
 
 def median_results(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    merged = {key: statistics.median(r[key] for r in runs) for key, _, _ in METRICS}
+    merged = {
+        key: statistics.median(r[key] for r in runs)
+        for key, _, _ in (*METRICS, *TAIL_METRICS)
+        if key in runs[0]
+    }
     # Limits and failures must hold in every repeat, not only in the median one.
     merged["peak_max"] = max(r["peak_connections"] for r in runs)
     merged["failed_total"] = sum(r["failed"] for r in runs)
@@ -201,16 +210,20 @@ def cell(
 
 
 def tables(
-    all_results: dict[str, dict[str, dict[str, Any]]], markdown: bool, other_pool: str
+    all_results: dict[str, dict[str, dict[str, Any]]],
+    markdown: bool,
+    other_pool: str,
+    tail: bool = False,
 ) -> str:
+    metrics = (*METRICS[:3], *TAIL_METRICS, *METRICS[3:]) if tail else METRICS
     lines = []
     for workload, results in all_results.items():
         title = WORKLOADS[workload]
         rows = [
-            [VARIANTS[v], *(cell(results, v, key, fmt, other_pool) for key, _, fmt in METRICS)]
+            [VARIANTS[v], *(cell(results, v, key, fmt, other_pool) for key, _, fmt in metrics)]
             for v in results
         ]
-        header = ["variant", *(label for _, label, _ in METRICS)]
+        header = ["variant", *(label for _, label, _ in metrics)]
         if markdown:
             lines.append(f"**{title}**\n")
             lines.append("| " + " | ".join(header) + " |")
@@ -277,7 +290,7 @@ def targets(
     return checks
 
 
-def environment(server_version: str, family: str) -> str:
+def environment(server_version: str, family: str, loads: tuple[float, float]) -> str:
     import django
     import psycopg_pool
     import sqlalchemy
@@ -322,7 +335,7 @@ def environment(server_version: str, family: str) -> str:
         f"python {platform.python_version()}, Django {django.__version__}, {drivers}, "
         f"SQLAlchemy {sqlalchemy.__version__}, {server}, "
         f"django-sqla-pool {django_sqla_pool.__version__} ({commit}); "
-        f"load average at the start {os.getloadavg()[0]:.2f}"
+        f"load average (1 min) {loads[0]:.2f} at the start, {loads[1]:.2f} at the end"
     )
 
 
@@ -359,6 +372,7 @@ def main() -> int:
     command = "python bench/run.py " + " ".join(sys.argv[1:])
 
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    load_at_start = os.getloadavg()[0]
     started = time.monotonic()
     for repeat in range(1, args.repeats + 1):
         for workload in workloads:
@@ -376,7 +390,7 @@ def main() -> int:
     all_results = {
         w: {v: median_results(runs[(w, v)]) for v in variants if (w, v) in runs} for w in workloads
     }
-    env = environment(server_version, args.family)
+    env = environment(server_version, args.family, (load_at_start, os.getloadavg()[0]))
     checks = targets(all_results, other_pool)
     other_label = "Django's pool" if other_pool == "django_pool" else VARIANTS[other_pool]
     activity = "information_schema.PROCESSLIST" if args.family == "mysql" else "pg_stat_activity"
@@ -393,14 +407,14 @@ def main() -> int:
     print(f"command: {command}")
     print(legend)
     print()
-    print(tables(all_results, markdown=False, other_pool=other_pool))
+    print(tables(all_results, markdown=False, other_pool=other_pool, tail=family["tail"]))
     print("Targets (django-sqla-pool, pool_pre_ping on):")
     for line in verdicts:
         print("  " + line)
     if args.markdown:
         Path(args.markdown).write_text(
             f"{env}\n\ncommand: `{command}`\n\n{legend}\n\n"
-            + tables(all_results, markdown=True, other_pool=other_pool)
+            + tables(all_results, markdown=True, other_pool=other_pool, tail=family["tail"])
             + "\nTargets (django-sqla-pool, pool_pre_ping on):\n\n"
             + "\n".join(f"- {line}" for line in verdicts)
             + "\n"

@@ -222,6 +222,8 @@ def summarize(recorder: Recorder, elapsed: float, extra: dict[str, Any]) -> dict
         "throughput": n / elapsed if elapsed else 0.0,
         "p50_us": percentile(recorder.latencies, 0.50) * 1e6,
         "p99_us": percentile(recorder.latencies, 0.99) * 1e6,
+        "p999_us": percentile(recorder.latencies, 0.999) * 1e6,
+        "max_us": max(recorder.latencies, default=float("nan")) * 1e6,
         "connect_us": statistics.fmean(recorder.connect) * 1e6 if n else 0.0,
         "failed": recorder.failed,
         **extra,
