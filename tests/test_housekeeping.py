@@ -22,7 +22,6 @@ from django.db import connection, connections
 from sqlalchemy.pool.base import _ConnectionRecord
 
 from django_sqla_pool import open_pools
-from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.core import housekeeping, registry
 from django_sqla_pool.core.pool import SqlaPool
 
@@ -253,20 +252,76 @@ def test_a_thread_left_waiting_as_an_idle_connection_closes_is_served(
     pool.checkin(got[0])
 
 
+class DownMariaDB:
+    """A throwaway MariaDB (tests/mysqlserver.py), installed but not started, with the few
+    methods of throwaway.Cluster the test below uses."""
+
+    def __init__(self) -> None:
+        from .mysqlserver import MariaDB, Unavailable
+
+        try:
+            self.server = MariaDB()
+        except Unavailable as exc:
+            pytest.skip(str(exc))
+        self.server.install()
+
+    def settings_dict(self, base: dict[str, Any], **options: Any) -> dict[str, Any]:
+        where = {"HOST": "127.0.0.1", "PORT": str(self.server.port), "NAME": "mysql"}
+        return {
+            **base,
+            **where,
+            "USER": "root",
+            "PASSWORD": "",
+            "OPTIONS": {**base["OPTIONS"], **options},
+        }
+
+    def start(self) -> None:
+        self.server.start()
+
+    def cleanup(self) -> None:
+        self.server.cleanup()
+
+
 @pytest.fixture
-def down_server() -> Iterator[Cluster]:  # a throwaway PostgreSQL
+def down_server() -> Iterator[Any]:
+    """A server of the suite's family that is not running yet."""
+    if dialect.MYSQL:
+        server = DownMariaDB()
+        try:
+            yield server
+        finally:
+            server.cleanup()
+        return
     with Cluster(25452) as cluster:
         yield cluster
 
 
-@pytest.mark.postgresql_only("a throwaway PostgreSQL cluster stands for the down server")
+def sessions_on(down_server: Any, alias: str) -> int:
+    """This process's pooled sessions of ``alias`` on the down_server fixture's server."""
+    if dialect.MYSQL:
+        import MySQLdb
+
+        conn = MySQLdb.connect(**down_server.server.params())
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT ID FROM information_schema.PROCESSLIST")
+            return len({row[0] for row in cursor.fetchall()} & OPENED.get(alias, set()))
+        finally:
+            conn.close()
+    rows = down_server.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+        [f"sqlapool:{alias}:%"],
+    )
+    return int(rows[0][0])
+
+
 def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(
     down_server, monkeypatch, caplog
 ) -> None:
     monkeypatch.setattr(housekeeping, "RETRY_FIRST", 0.1)
     monkeypatch.setattr(housekeeping, "RETRY_MAX", 0.3)
     caplog.set_level(logging.WARNING, logger="django_sqla_pool")
-    wrapper = DatabaseWrapper(
+    wrapper = type(connections["default"])(
         down_server.settings_dict(
             connection.settings_dict, pool_min_size=2, pool_size=2, connect_timeout=2
         ),
@@ -281,10 +336,7 @@ def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(
         )
         down_server.start()
         wait_for(lambda: pool.checkedin() == 2, 20, "warm once the server is back")
-        rows = down_server.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'sqlapool:hk_down:%'"
-        )
-        assert rows == [(2,)]
+        assert sessions_on(down_server, "hk_down") == 2
         with wrapper.cursor() as cursor:
             cursor.execute("SELECT 1")
         wrapper.close()
