@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -72,14 +71,7 @@ def pool_for(wrapper: Any) -> Any:
 
 def on_server(server: Any, alias: str) -> set[int]:
     """Backend pids of this process's pooled connections of ``alias``, as the server sees them."""
-    if dialect.MYSQL:
-        rows = server.execute("SELECT ID FROM information_schema.PROCESSLIST").fetchall()
-        return {row[0] for row in rows} & OPENED.get(alias, set())
-    rows = server.execute(
-        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
-        [f"%sqlapool:{alias}:%:{os.getpid()}"],
-    ).fetchall()
-    return {row[0] for row in rows}
+    return dialect.pooled_sessions(server, alias, OPENED.get(alias, set()))
 
 
 def idle_pids(pool: Any) -> set[int]:
