@@ -40,11 +40,17 @@ $(BIN)/.faults-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[faults]"
 	touch $@
 
+# Then faults/mariadb.py: a throwaway MariaDB on port 25407 (mariadb-install-db; needs Debian's
+# mariadb-server and mysqlclient): restart, KILL storm and wait_timeout; the short run: restart only.
 faults: $(BIN)/.faults-installed
 	$(BIN)/python faults/run.py
+	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[mysql]"
+	$(BIN)/python faults/mariadb.py
 
 faults-short: $(BIN)/.faults-installed
 	$(BIN)/python faults/run.py --short
+	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[mysql]"
+	$(BIN)/python faults/mariadb.py --only restart
 # Build the sdist and wheel, twine check, use the wheel in a clean venv, run
 # the sdist's tests from the unpacked sdist (see .ci/build-check).
 build-check: $(BIN)/.installed
@@ -82,12 +88,14 @@ test-gis: $(BIN)/.installed
 
 # The suite's family-neutral tests on MySQL/MariaDB (the machine's server on 3306; PostgreSQL-only
 # tests skip with their reason): backend, fork, fairness, timeouts, health, stats, poolstats, admin,
-# release, overflow, threads, and tests/test_mysql.py. Needs mysqlclient (pip install ".[mysql]").
+# release, overflow, threads, warm start and idle shrink, thread affinity, and tests/test_mysql.py.
+# Needs mysqlclient (pip install ".[mysql]").
 MYSQL_DATABASE_URL ?= mysql-pool://root@127.0.0.1:3306/sqla_pool_mysql
 MYSQL_TESTS ?= tests/test_mysql.py tests/test_backend.py tests/test_fork.py tests/test_fairqueue.py \
 	tests/test_checkout_timeout.py tests/test_statement_timeouts.py tests/test_health.py \
 	tests/test_liveness.py tests/test_stats.py tests/test_poolstats_command.py tests/test_admin.py \
-	tests/test_release.py tests/test_overflow.py tests/test_threads.py
+	tests/test_release.py tests/test_overflow.py tests/test_threads.py tests/test_housekeeping.py \
+	tests/test_affinity.py
 .PHONY: test-mysql
 test-mysql: $(BIN)/.installed
 	$(BIN)/python -c "import MySQLdb" 2>/dev/null || $(BIN)/python -m pip install -q -e ".[mysql]"

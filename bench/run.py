@@ -2,12 +2,15 @@
 
     python bench/run.py                 # all variants and workloads, 5 repeats
     python bench/run.py --markdown out.md --repeats 7
+    python bench/run.py --family mysql  # MariaDB/MySQL on 127.0.0.1:3306, user root
 
 Every (variant, workload, repeat) runs in its own process (worker.py), with
-a separate process polling pg_stat_activity for the peak number of server
-connections (poller.py). Repeats are interleaved so drift on a busy machine
-hits every variant alike. The table shows medians of the repeats and each
-figure's ratio to persistent connections and to Django's built-in pool;
+a separate process polling pg_stat_activity (MySQL: information_schema.PROCESSLIST)
+for the peak number of server connections (poller.py). Repeats are
+interleaved so drift on a busy machine hits every variant alike. The table
+shows medians of the repeats and each figure's ratio to persistent
+connections and to Django's built-in pool (MySQL, which Django's pool does
+not cover: to django-db-connection-pool);
 then the targets, PASS or FAIL. Exit status 1 if a target fails.
 """
 
@@ -31,7 +34,28 @@ VARIANTS = {
     "no_pool": "no pool (CONN_MAX_AGE=0)",
     "persistent": "persistent (CONN_MAX_AGE=None)",
     "django_pool": "Django's pool (OPTIONS['pool'])",
+    "dbcp": "django-db-connection-pool",
     "sqla_pool": "django-sqla-pool (pre_ping on)",
+}
+#: Per database family: the variants run by default, the pool compared with in the ratios and
+#: targets (Django's own pool covers PostgreSQL, not MySQL), and the server's defaults.
+FAMILIES: dict[str, dict[str, Any]] = {
+    "postgresql": {
+        "variants": ("no_pool", "persistent", "django_pool", "sqla_pool"),
+        "workloads": ("sequential", "concurrent", "oversubscribed", "fault"),
+        "other_pool": "django_pool",
+        "tail": False,
+        "port": 5432,
+        "user": "postgres",
+    },
+    "mysql": {
+        "variants": ("no_pool", "persistent", "dbcp", "sqla_pool"),
+        "workloads": ("sequential", "oversubscribed"),
+        "other_pool": "dbcp",
+        "tail": True,
+        "port": 3306,
+        "user": "root",
+    },
 }
 WORKLOADS = {
     "sequential": "sequential: 1 thread",
@@ -47,6 +71,9 @@ METRICS = (
     ("peak_connections", "server conns", "{:.0f}"),
     ("failed", "failed", "{:.0f}"),
 )
+#: Shown for the MySQL family too: QueuePool lets a newly arriving thread take a free connection
+#: ahead of waiting ones, so a few requests can wait far longer than the p99 shows.
+TAIL_METRICS = (("p999_us", "p99.9 µs", "{:,.0f}"), ("max_us", "max µs", "{:,.0f}"))
 MAX_CONNECTIONS = 20  # pool_size + max_overflow, as configured in worker.py
 
 
@@ -56,7 +83,29 @@ def admin_connect(conn: dict[str, Any]) -> psycopg.Connection[Any]:
     )
 
 
+def mysql_admin(conn: dict[str, Any]) -> Any:
+    """A MySQLdb connection outside the bench database (so it is never counted)."""
+    import MySQLdb
+
+    return MySQLdb.connect(
+        host=conn["host"], port=conn["port"], user=conn["user"], password="", autocommit=True
+    )
+
+
+def mysql_count_sql() -> str:
+    return "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s"
+
+
 def prepare_database(conn: dict[str, Any]) -> str:
+    if conn["family"] == "mysql":
+        admin = mysql_admin(conn)
+        try:
+            cursor = admin.cursor()
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{conn['dbname']}`")
+            cursor.execute("SELECT VERSION()")
+            return str(cursor.fetchone()[0])
+        finally:
+            admin.close()
     with admin_connect(conn) as admin:
         exists = admin.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", [conn["dbname"]]
@@ -69,6 +118,18 @@ def prepare_database(conn: dict[str, Any]) -> str:
 def wait_until_no_connections(conn: dict[str, Any], timeout: float = 10.0) -> None:
     """A finished worker's backends may linger a moment; they must not count for the next."""
     deadline = time.monotonic() + timeout
+    if conn["family"] == "mysql":
+        admin = mysql_admin(conn)
+        try:
+            cursor = admin.cursor()
+            while time.monotonic() < deadline:
+                cursor.execute(mysql_count_sql(), [conn["dbname"]])
+                if cursor.fetchone()[0] == 0:
+                    return
+                time.sleep(0.02)
+        finally:
+            admin.close()
+        return
     with admin_connect(conn) as admin:
         while time.monotonic() < deadline:
             row = admin.execute(
@@ -119,7 +180,11 @@ def run_one(variant: str, workload: str, conn: dict[str, Any], scale: float) -> 
 
 
 def median_results(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    merged = {key: statistics.median(r[key] for r in runs) for key, _, _ in METRICS}
+    merged = {
+        key: statistics.median(r[key] for r in runs)
+        for key, _, _ in (*METRICS, *TAIL_METRICS)
+        if key in runs[0]
+    }
     # Limits and failures must hold in every repeat, not only in the median one.
     merged["peak_max"] = max(r["peak_connections"] for r in runs)
     merged["failed_total"] = sum(r["failed"] for r in runs)
@@ -135,21 +200,30 @@ def ratio(value: float, reference: float | None) -> str:
     return f"{value / reference:.2f}"
 
 
-def cell(results: dict[str, dict[str, Any]], variant: str, key: str, fmt: str) -> str:
+def cell(
+    results: dict[str, dict[str, Any]], variant: str, key: str, fmt: str, other_pool: str
+) -> str:
     value = results[variant][key]
     persistent = results.get("persistent", {}).get(key)
-    django = results.get("django_pool", {}).get(key)
-    return f"{fmt.format(value)} ({ratio(value, persistent)} / {ratio(value, django)})"
+    other = results.get(other_pool, {}).get(key)
+    return f"{fmt.format(value)} ({ratio(value, persistent)} / {ratio(value, other)})"
 
 
-def tables(all_results: dict[str, dict[str, dict[str, Any]]], markdown: bool) -> str:
+def tables(
+    all_results: dict[str, dict[str, dict[str, Any]]],
+    markdown: bool,
+    other_pool: str,
+    tail: bool = False,
+) -> str:
+    metrics = (*METRICS[:3], *TAIL_METRICS, *METRICS[3:]) if tail else METRICS
     lines = []
     for workload, results in all_results.items():
         title = WORKLOADS[workload]
         rows = [
-            [VARIANTS[v], *(cell(results, v, key, fmt) for key, _, fmt in METRICS)] for v in results
+            [VARIANTS[v], *(cell(results, v, key, fmt, other_pool) for key, _, fmt in metrics)]
+            for v in results
         ]
-        header = ["variant", *(label for _, label, _ in METRICS)]
+        header = ["variant", *(label for _, label, _ in metrics)]
         if markdown:
             lines.append(f"**{title}**\n")
             lines.append("| " + " | ".join(header) + " |")
@@ -166,7 +240,9 @@ def tables(all_results: dict[str, dict[str, dict[str, Any]]], markdown: bool) ->
     return "\n".join(lines)
 
 
-def targets(all_results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, bool, str]]:
+def targets(
+    all_results: dict[str, dict[str, dict[str, Any]]], other_pool: str
+) -> list[tuple[str, bool, str]]:
     def get(workload: str, variant: str) -> dict[str, Any] | None:
         return all_results.get(workload, {}).get(variant)
 
@@ -184,23 +260,24 @@ def targets(all_results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str
         r = ours["p50_us"] / persistent["p50_us"]
         detail = f"{r:.3f} x; {per_repeat(ours, persistent, 'p50_us')}"
         checks.append(("sequential p50 <= 1.10 x persistent", r <= 1.10, detail))
-    ours, django = get("oversubscribed", "sqla_pool"), get("oversubscribed", "django_pool")
+    other_label = "Django's pool" if other_pool == "django_pool" else VARIANTS[other_pool]
+    ours, django = get("oversubscribed", "sqla_pool"), get("oversubscribed", other_pool)
     if ours and django:
         ok = ours["p99_us"] <= django["p99_us"]
         detail = (
             f"{ours['p99_us'] / 1000:.1f} ms vs {django['p99_us'] / 1000:.1f} ms "
             f"({ours['p99_us'] / django['p99_us']:.3f} x; {per_repeat(ours, django, 'p99_us')})"
         )
-        checks.append(("oversubscribed p99 <= Django's pool", ok, detail))
+        checks.append((f"oversubscribed p99 <= {other_label}", ok, detail))
     ours = get("fault", "sqla_pool")
     if ours:
         detail = f"{ours['failed_total']:.0f} failed in all repeats"
         checks.append(("fault run: 0 failed requests", ours["failed_total"] == 0, detail))
-    ours, django = get("concurrent", "sqla_pool"), get("concurrent", "django_pool")
+    ours, django = get("concurrent", "sqla_pool"), get("concurrent", other_pool)
     if ours and django:
         r = ours["throughput"] / django["throughput"]
         detail = f"{r:.3f} x; {per_repeat(ours, django, 'throughput')}"
-        checks.append(("concurrent throughput >= 0.95 x Django's pool", r >= 0.95, detail))
+        checks.append((f"concurrent throughput >= 0.95 x {other_label}", r >= 0.95, detail))
     peaks = [res["sqla_pool"]["peak_max"] for res in all_results.values() if "sqla_pool" in res]
     if peaks:
         checks.append(
@@ -213,12 +290,27 @@ def targets(all_results: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str
     return checks
 
 
-def environment(server_version: str) -> str:
+def environment(server_version: str, family: str, loads: tuple[float, float]) -> str:
     import django
     import psycopg_pool
     import sqlalchemy
 
     import django_sqla_pool
+
+    if family == "mysql":
+        import MySQLdb
+
+        try:
+            from importlib.metadata import version
+
+            dbcp = version("django-db-connection-pool")
+        except Exception:
+            dbcp = "not installed"
+        drivers = f"mysqlclient {MySQLdb.version_info[:3]}, django-db-connection-pool {dbcp}"
+        server = f"MySQL/MariaDB {server_version}"
+    else:
+        drivers = f"psycopg {psycopg.__version__}, psycopg_pool {psycopg_pool.__version__}"
+        server = f"PostgreSQL {server_version}"
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -240,10 +332,10 @@ def environment(server_version: str) -> str:
         commit = "?"
     return (
         f"machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}\n"
-        f"python {platform.python_version()}, Django {django.__version__}, "
-        f"psycopg {psycopg.__version__}, psycopg_pool {psycopg_pool.__version__}, "
-        f"SQLAlchemy {sqlalchemy.__version__}, PostgreSQL {server_version}, "
-        f"django-sqla-pool {django_sqla_pool.__version__} ({commit})"
+        f"python {platform.python_version()}, Django {django.__version__}, {drivers}, "
+        f"SQLAlchemy {sqlalchemy.__version__}, {server}, "
+        f"django-sqla-pool {django_sqla_pool.__version__} ({commit}); "
+        f"load average (1 min) {loads[0]:.2f} at the start, {loads[1]:.2f} at the end"
     )
 
 
@@ -253,21 +345,34 @@ def main() -> int:
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply request counts and durations"
     )
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="postgresql")
+    parser.add_argument("--variants", help="default: the family's (see FAMILIES)")
+    parser.add_argument("--workloads", help="default: the family's (see FAMILIES)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5432)
-    parser.add_argument("--user", default="postgres")
+    parser.add_argument("--port", type=int, help="default: 5432 (PostgreSQL), 3306 (MySQL)")
+    parser.add_argument("--user", help="default: postgres (PostgreSQL), root (MySQL)")
     parser.add_argument("--dbname", default="sqla_pool_bench")
     parser.add_argument("--markdown", help="also write the results as Markdown to this file")
     args = parser.parse_args()
-    conn = {"host": args.host, "port": args.port, "user": args.user, "dbname": args.dbname}
-    variants = args.variants.split(",")
-    workloads = args.workloads.split(",")
+    family = FAMILIES[args.family]
+    conn = {
+        "family": args.family,
+        "host": args.host,
+        "port": args.port or family["port"],
+        "user": args.user or family["user"],
+        "dbname": args.dbname,
+    }
+    variants = args.variants.split(",") if args.variants else list(family["variants"])
+    workloads = args.workloads.split(",") if args.workloads else list(family["workloads"])
+    other_pool = family["other_pool"]
+    for variant in variants:
+        if variant not in family["variants"]:
+            parser.error(f"variant {variant!r} is not one of {args.family}'s: {family['variants']}")
     server_version = prepare_database(conn)
     command = "python bench/run.py " + " ".join(sys.argv[1:])
 
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    load_at_start = os.getloadavg()[0]
     started = time.monotonic()
     for repeat in range(1, args.repeats + 1):
         for workload in workloads:
@@ -285,13 +390,15 @@ def main() -> int:
     all_results = {
         w: {v: median_results(runs[(w, v)]) for v in variants if (w, v) in runs} for w in workloads
     }
-    env = environment(server_version)
-    checks = targets(all_results)
+    env = environment(server_version, args.family, (load_at_start, os.getloadavg()[0]))
+    checks = targets(all_results, other_pool)
+    other_label = "Django's pool" if other_pool == "django_pool" else VARIANTS[other_pool]
+    activity = "information_schema.PROCESSLIST" if args.family == "mysql" else "pg_stat_activity"
     legend = (
         f"Medians of {args.repeats} repeats. Each cell: value (ratio to persistent / "
-        "ratio to Django's pool). 'get conn µs': mean time per request spent in "
+        f"ratio to {other_label}). 'get conn µs': mean time per request spent in "
         "connect() (opening a connection, or taking one from the pool including any wait). "
-        "'server conns': peak in pg_stat_activity. Fault-run throughput and latency include "
+        f"'server conns': peak in {activity}. Fault-run throughput and latency include "
         "the pauses."
     )
     verdicts = [f"{'PASS' if ok else 'FAIL'}  {name}: {detail}" for name, ok, detail in checks]
@@ -300,14 +407,14 @@ def main() -> int:
     print(f"command: {command}")
     print(legend)
     print()
-    print(tables(all_results, markdown=False))
+    print(tables(all_results, markdown=False, other_pool=other_pool, tail=family["tail"]))
     print("Targets (django-sqla-pool, pool_pre_ping on):")
     for line in verdicts:
         print("  " + line)
     if args.markdown:
         Path(args.markdown).write_text(
             f"{env}\n\ncommand: `{command}`\n\n{legend}\n\n"
-            + tables(all_results, markdown=True)
+            + tables(all_results, markdown=True, other_pool=other_pool, tail=family["tail"])
             + "\nTargets (django-sqla-pool, pool_pre_ping on):\n\n"
             + "\n".join(f"- {line}" for line in verdicts)
             + "\n"

@@ -24,6 +24,28 @@ POOL_SIZE = 10
 MAX_OVERFLOW = 10
 
 
+def mysql_settings(variant: str, base: dict[str, Any]) -> dict[str, Any]:
+    """The MySQL family's variants: Django's backend, django-db-connection-pool's, ours."""
+    base = {**base, "PASSWORD": ""}
+    if variant == "no_pool":
+        return {**base, "ENGINE": "django.db.backends.mysql"}
+    if variant == "persistent":
+        return {**base, "ENGINE": "django.db.backends.mysql", "CONN_MAX_AGE": None}
+    if variant == "dbcp":
+        # Its own settings key; pre_ping (on by default there) as ours.
+        pool = {"POOL_SIZE": POOL_SIZE, "MAX_OVERFLOW": MAX_OVERFLOW, "TIMEOUT": 30}
+        return {**base, "ENGINE": "dj_db_conn_pool.backends.mysql", "POOL_OPTIONS": pool}
+    if variant == "sqla_pool":
+        options = {
+            "pool_size": POOL_SIZE,
+            "max_overflow": MAX_OVERFLOW,
+            "pool_timeout": 30,
+            "pool_pre_ping": True,
+        }
+        return {**base, "ENGINE": "django_sqla_pool.backends.mysql", "OPTIONS": options}
+    raise SystemExit(f"unknown MySQL variant {variant!r}")
+
+
 def database_settings(variant: str, conn: dict[str, Any]) -> dict[str, Any]:
     base = {
         "NAME": conn["dbname"],
@@ -33,6 +55,8 @@ def database_settings(variant: str, conn: dict[str, Any]) -> dict[str, Any]:
         "CONN_MAX_AGE": 0,
         "OPTIONS": {},
     }
+    if conn.get("family") == "mysql":
+        return mysql_settings(variant, base)
     if variant == "no_pool":
         return {**base, "ENGINE": "django.db.backends.postgresql"}
     if variant == "persistent":
@@ -198,6 +222,8 @@ def summarize(recorder: Recorder, elapsed: float, extra: dict[str, Any]) -> dict
         "throughput": n / elapsed if elapsed else 0.0,
         "p50_us": percentile(recorder.latencies, 0.50) * 1e6,
         "p99_us": percentile(recorder.latencies, 0.99) * 1e6,
+        "p999_us": percentile(recorder.latencies, 0.999) * 1e6,
+        "max_us": max(recorder.latencies, default=float("nan")) * 1e6,
         "connect_us": statistics.fmean(recorder.connect) * 1e6 if n else 0.0,
         "failed": recorder.failed,
         **extra,
@@ -261,7 +287,7 @@ def main() -> None:
     parser.add_argument("--variant", required=True)
     parser.add_argument("--workload", required=True)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--conn", required=True, help="JSON: host, port, user, dbname")
+    parser.add_argument("--conn", required=True, help="JSON: family, host, port, user, dbname")
     args = parser.parse_args()
     conn = json.loads(args.conn)
     setup_django(args.variant, conn)

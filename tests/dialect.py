@@ -9,6 +9,7 @@ skips them on MySQL with that reason).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -96,3 +97,21 @@ def connections_to(server: Any, database: str) -> int:
     else:
         sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
     return int(server.execute(sql, [database]).fetchone()[0])
+
+
+def pooled_sessions(server: Any, alias: str, opened: set[int]) -> set[int]:
+    """Server ids of this process's pooled sessions of ``alias`` that the server still has.
+
+    PostgreSQL finds them by application_name, which names the alias and the
+    pid. MySQL connections carry no such mark (no connection attributes in
+    mysqlclient): there, the processlist's ids among ``opened``, the ids the
+    alias's pools opened (a test records them as they connect).
+    """
+    if MYSQL:
+        rows = server.execute("SELECT ID FROM information_schema.PROCESSLIST").fetchall()
+        return {row[0] for row in rows} & opened
+    rows = server.execute(
+        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
+        [f"%sqlapool:{alias}:%:{os.getpid()}"],
+    ).fetchall()
+    return {row[0] for row in rows}

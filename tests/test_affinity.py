@@ -12,20 +12,20 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.backends.postgresql import base
+from django.db.backends.mysql import base as mysql_base
+from django.db.backends.postgresql import base as postgresql_base
 from django.db.backends.signals import connection_created
 from sqlalchemy import event
 
 from django_sqla_pool.core import registry
 
+from . import dialect
 from .conftest import backend_pid, pool_of, run_in_child
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.postgresql_only(
-        "patches Django's PostgreSQL wrapper and reads PostgreSQL settings (not yet ported)"
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: Django's wrapper of the suite's family, whose connection setup the tests count.
+base = mysql_base if dialect.MYSQL else postgresql_base
 
 
 @pytest.fixture
@@ -136,6 +136,7 @@ def test_a_connection_held_by_another_wrapper_is_left_to_it(make_wrapper, setups
     assert pool_of(first).checkedout() == 2
 
 
+@pytest.mark.postgresql_only("reads statement_timeout with SHOW")
 def test_changed_settings_take_the_full_path_to_a_new_pool(make_wrapper) -> None:
     db = make_wrapper("changed")
     pid = backend_pid(db)
@@ -146,6 +147,7 @@ def test_changed_settings_take_the_full_path_to_a_new_pool(make_wrapper) -> None
     assert len(registry.pools("changed")) == 2
 
 
+@pytest.mark.postgresql_only("SET TIME ZONE and SHOW TimeZone")
 def test_time_zone_set_by_a_request_gets_django_setup_again(make_wrapper, setups) -> None:
     db = make_wrapper("tz")
     pid = backend_pid(db)
@@ -158,6 +160,7 @@ def test_time_zone_set_by_a_request_gets_django_setup_again(make_wrapper, setups
     assert setups.count("tz") == 2
 
 
+@pytest.mark.postgresql_only("assume_role is PostgreSQL's")
 def test_assume_role_takes_the_full_path_which_sets_the_role_again(make_wrapper, setups) -> None:
     # Django sets the role at every connect(); a request may have changed it.
     db = make_wrapper("role", assume_role="pg_monitor")
@@ -170,6 +173,7 @@ def test_assume_role_takes_the_full_path_which_sets_the_role_again(make_wrapper,
     assert setups.count("role") == 2
 
 
+@pytest.mark.postgresql_only("DISCARD ALL is refused on MySQL")
 def test_discard_on_return_always_takes_the_full_path(make_wrapper, setups) -> None:
     # DISCARD ALL resets the session's time zone: Django's setup must run again.
     db = make_wrapper("discard_affinity", pool_reset_on_return="discard")
@@ -215,6 +219,7 @@ def test_checkin_listeners_still_run_when_a_connection_is_returned(make_wrapper)
     assert pool.checkedin() == 1
 
 
+@pytest.mark.postgresql_only("contrib.postgres")
 def test_contrib_postgres_installed_while_parked_registers_hstore_at_take_back(setups) -> None:
     # The cause of Django 5.2's order-dependent postgres_tests.test_bulk_update
     # failure ("cannot adapt type 'dict'" for an HStoreField): contrib.postgres

@@ -1,10 +1,15 @@
-"""Warm start and idle shrink, watched from the server's side (pg_stat_activity)."""
+"""Warm start and idle shrink, watched from the server's side.
+
+PostgreSQL shows each pooled connection's alias in pg_stat_activity
+(application_name). MySQL/MariaDB connections carry no such mark, so there
+the server's processlist is matched against the thread ids each alias's
+pools opened (recorded as they connect).
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,18 +21,35 @@ from django.db import connection, connections
 from sqlalchemy.pool.base import _ConnectionRecord
 
 from django_sqla_pool import open_pools
-from django_sqla_pool.backends.postgresql.base import DatabaseWrapper
 from django_sqla_pool.core import housekeeping, registry
+from django_sqla_pool.core.pool import SqlaPool
 
+from . import dialect
 from .conftest import backend_pid, run_in_child
 from .throwaway import Cluster
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.postgresql_only(
-        "watches pg_stat_activity by application_name and a throwaway PostgreSQL (not yet ported)"
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+#: alias -> server thread ids its pools opened (MySQL/MariaDB only; see on_server()).
+OPENED: dict[str, set[int]] = {}
+
+
+@pytest.fixture(autouse=True)
+def record_opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if not dialect.MYSQL:
+        yield
+        return
+    original = SqlaPool._on_connect
+
+    def on_connect(pool: SqlaPool, dbapi_conn: Any, record: Any) -> None:
+        original(pool, dbapi_conn, record)
+        OPENED.setdefault(pool.alias, set()).add(record.info["backend_pid"])
+
+    # Pools bind the method when created: patched before the test creates any.
+    monkeypatch.setattr(SqlaPool, "_on_connect", on_connect)
+    yield
+    OPENED.clear()
+
 
 #: Allowance for a busy machine on top of each deadline the feature promises.
 GRACE = 2.0
@@ -49,11 +71,7 @@ def pool_for(wrapper: Any) -> Any:
 
 def on_server(server: Any, alias: str) -> set[int]:
     """Backend pids of this process's pooled connections of ``alias``, as the server sees them."""
-    rows = server.execute(
-        "SELECT pid FROM pg_stat_activity WHERE application_name LIKE %s",
-        [f"%sqlapool:{alias}:%:{os.getpid()}"],
-    ).fetchall()
-    return {row[0] for row in rows}
+    return dialect.pooled_sessions(server, alias, OPENED.get(alias, set()))
 
 
 def idle_pids(pool: Any) -> set[int]:
@@ -226,10 +244,67 @@ def test_a_thread_left_waiting_as_an_idle_connection_closes_is_served(
     pool.checkin(got[0])
 
 
+class DownMariaDB:
+    """A throwaway MariaDB (tests/mysqlserver.py), installed but not started, with the few
+    methods of throwaway.Cluster the test below uses."""
+
+    def __init__(self) -> None:
+        from .mysqlserver import MariaDB, Unavailable
+
+        try:
+            self.server = MariaDB()
+        except Unavailable as exc:
+            pytest.skip(str(exc))
+        self.server.install()
+
+    def settings_dict(self, base: dict[str, Any], **options: Any) -> dict[str, Any]:
+        where = {"HOST": "127.0.0.1", "PORT": str(self.server.port), "NAME": "mysql"}
+        return {
+            **base,
+            **where,
+            "USER": "root",
+            "PASSWORD": "",
+            "OPTIONS": {**base["OPTIONS"], **options},
+        }
+
+    def start(self) -> None:
+        self.server.start()
+
+    def cleanup(self) -> None:
+        self.server.cleanup()
+
+
 @pytest.fixture
-def down_server() -> Iterator[Cluster]:
+def down_server() -> Iterator[Any]:
+    """A server of the suite's family that is not running yet."""
+    if dialect.MYSQL:
+        server = DownMariaDB()
+        try:
+            yield server
+        finally:
+            server.cleanup()
+        return
     with Cluster(25452) as cluster:
         yield cluster
+
+
+def sessions_on(down_server: Any, alias: str) -> int:
+    """This process's pooled sessions of ``alias`` on the down_server fixture's server."""
+    if dialect.MYSQL:
+        import MySQLdb
+
+        conn = MySQLdb.connect(**down_server.server.params())
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT ID FROM information_schema.PROCESSLIST")
+            return len({row[0] for row in cursor.fetchall()} & OPENED.get(alias, set()))
+        finally:
+            conn.close()
+    rows = down_server.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE %s",
+        [f"sqlapool:{alias}:%"],
+    )
+    return int(rows[0][0])
 
 
 def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(
@@ -238,7 +313,7 @@ def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(
     monkeypatch.setattr(housekeeping, "RETRY_FIRST", 0.1)
     monkeypatch.setattr(housekeeping, "RETRY_MAX", 0.3)
     caplog.set_level(logging.WARNING, logger="django_sqla_pool")
-    wrapper = DatabaseWrapper(
+    wrapper = type(connections["default"])(
         down_server.settings_dict(
             connection.settings_dict, pool_min_size=2, pool_size=2, connect_timeout=2
         ),
@@ -253,10 +328,7 @@ def test_warm_start_survives_a_down_server_and_fills_when_it_is_back(
         )
         down_server.start()
         wait_for(lambda: pool.checkedin() == 2, 20, "warm once the server is back")
-        rows = down_server.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'sqlapool:hk_down:%'"
-        )
-        assert rows == [(2,)]
+        assert sessions_on(down_server, "hk_down") == 2
         with wrapper.cursor() as cursor:
             cursor.execute("SELECT 1")
         wrapper.close()
@@ -274,7 +346,7 @@ def test_a_fork_after_warm_start_leaves_the_parents_connections_alone(make_wrapp
     def child() -> int:
         if registry.pools("hk_fork"):
             return 2  # the parent's pool must be forgotten
-        own = DatabaseWrapper(wrapper.settings_dict, alias="hk_fork")
+        own = type(wrapper)(wrapper.settings_dict, alias="hk_fork")
         child_pool = pool_for(own)  # the child warms its own
         deadline = time.monotonic() + 10
         while child_pool.checkedin() < 3:

@@ -58,6 +58,21 @@ def test_the_users_init_command_still_runs(make_wrapper) -> None:
         assert cursor.fetchone() == (42, 1.0)
 
 
+def test_a_password_set_then_cleared_leaves_new_connections_working(make_wrapper) -> None:
+    # Django's suite (5.2, --parallel 2) ran a test that set PASSWORD before others that left
+    # it empty: the pool kept password=None, which mysqlclient refuses (TypeError).
+    db = make_wrapper("my_password")
+    backend_pid(db)
+    db.close()
+    db.settings_dict["PASSWORD"] = "used-by-new-connections-only"
+    backend_pid(db)  # the idle connection again: nothing sent
+    db.close()
+    db.settings_dict["PASSWORD"] = ""
+    other = make_wrapper("my_password")
+    first = backend_pid(db)
+    assert backend_pid(other) != first  # a new connection, with no password
+
+
 def test_a_connection_the_server_closed_for_wait_timeout_is_replaced(make_wrapper) -> None:
     db = make_wrapper("my_wait", pool_pre_ping_window=60)
     with db.cursor() as cursor:

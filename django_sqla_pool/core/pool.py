@@ -770,9 +770,16 @@ class SqlaPool(QueuePool):
             )
 
     def set_password(self, password: Any) -> None:
-        """The password for connections opened from now on (open ones keep theirs)."""
+        """The password for connections opened from now on (open ones keep theirs).
+
+        ``None`` removes it: mysqlclient refuses ``password=None`` (a TypeError
+        at every connect), where libpq ignores it.
+        """
         if self._connect_params.get("password") != password:
-            self._connect_params = {**self._connect_params, "password": password}
+            params = {k: v for k, v in self._connect_params.items() if k != "password"}
+            if password is not None:
+                params["password"] = password
+            self._connect_params = params
 
     @property
     def password(self) -> Any:

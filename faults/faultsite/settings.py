@@ -4,6 +4,10 @@ FAULTS_BACKEND picks what serves the database:
   sqla    this package's ENGINE (CONN_MAX_AGE=0, its pool)
   djpool  Django's PostgreSQL backend with its own pool (OPTIONS["pool"], psycopg_pool)
   plain   Django's PostgreSQL backend, persistent connections (CONN_MAX_AGE=60, health checks)
+FAULTS_FAMILY=mysql (faults/mariadb.py) serves a MariaDB instead, with:
+  sqla     this package's MySQL ENGINE (CONN_MAX_AGE=0, its pool)
+  plain0   Django's MySQL backend, a connection per request (CONN_MAX_AGE=0)
+  plain60  Django's MySQL backend, persistent connections (CONN_MAX_AGE=60, health checks)
 """
 
 import json
@@ -56,6 +60,18 @@ else:
         _db["CONN_MAX_AGE"] = 60
         _db["CONN_HEALTH_CHECKS"] = True
 _db["OPTIONS"].update(_extra)
+
+if os.environ.get("FAULTS_FAMILY") == "mysql":
+    _db = {"NAME": "faults", "USER": "root", "PASSWORD": "", "HOST": _host, "PORT": _port}
+    if BACKEND == "sqla":
+        _db["ENGINE"] = "django_sqla_pool.backends.mysql"
+        _db["CONN_MAX_AGE"] = 0
+        _db["OPTIONS"] = {"pool_size": _threads, "max_overflow": 4, "pool_timeout": 5}
+        _db["OPTIONS"].update(json.loads(os.environ.get("FAULTS_SQLA_OPTIONS", "{}")))
+    else:
+        _db["ENGINE"] = "django.db.backends.mysql"
+        _db["CONN_MAX_AGE"] = 60 if BACKEND == "plain60" else 0
+        _db["CONN_HEALTH_CHECKS"] = BACKEND == "plain60"
 DATABASES = {"default": _db}
 
 CELERY_BROKER_URL = os.environ.get("FAULTS_REDIS_URL", "redis://127.0.0.1:6379/11")

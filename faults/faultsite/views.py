@@ -40,8 +40,13 @@ def health(request):  # type: ignore[no-untyped-def]
 
 
 def _check(k: int, token: str) -> dict:
+    sql = (
+        "SELECT CAST(%s AS CHAR), CONNECTION_ID()"
+        if connection.vendor == "mysql"
+        else "SELECT %s::text, pg_backend_pid()"
+    )
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::text, pg_backend_pid()", [token])
+        cursor.execute(sql, [token])
         echoed, backend_pid = cursor.fetchone()
     value = Item.objects.get(pk=k).value
     wrong = echoed != token or value != k * 7 + 3
