@@ -9,6 +9,7 @@ import pytest
 from django.db import connection
 
 from demo.models import Note
+from django_sqla_pool.core import registry
 
 from . import dialect
 from .conftest import backend_pid, run_in_child
