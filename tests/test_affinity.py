@@ -7,13 +7,12 @@ and skips Django's connection setup when it gets it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.backends.mysql import base as mysql_base
-from django.db.backends.postgresql import base as postgresql_base
 from django.db.backends.signals import connection_created
 from sqlalchemy import event
 
@@ -24,8 +23,11 @@ from .conftest import backend_pid, pool_of, run_in_child
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: Django's wrapper of the suite's family, whose connection setup the tests count.
-base = mysql_base if dialect.MYSQL else postgresql_base
+#: Django's wrapper module of the suite's family, whose connection setup the tests count
+#: (imported by name: the other family's driver need not be installed).
+base = importlib.import_module(
+    "django.db.backends.mysql.base" if dialect.MYSQL else "django.db.backends.postgresql.base"
+)
 
 
 @pytest.fixture
