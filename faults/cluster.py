@@ -135,15 +135,22 @@ class Cluster:
                 os.kill(pid, signal.SIGCONT)
         self.stopped_pids = []
 
-    def terminate_clients(self, prefix: str = "faults-") -> int:
-        """pg_terminate_backend() every client backend of the harness's apps."""
+    def terminate_clients(self, prefix: str = "faults-") -> tuple[int, float, float]:
+        """pg_terminate_backend() every client backend of the harness's apps.
+
+        Returns how many, and when (time.monotonic()) the terminating query was
+        sent and answered: the sessions end between the two, not when this
+        method was called (opening its own connection takes a few milliseconds).
+        """
         with psycopg.connect(self.conninfo(), autocommit=True, connect_timeout=3) as conn:
+            sent = time.monotonic()
             rows = conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name LIKE %s AND pid <> pg_backend_pid()",
                 [prefix + "%"],
             ).fetchall()
-        return len(rows)
+            answered = time.monotonic()
+        return len(rows), sent, answered
 
     def destroy(self) -> None:
         self.sigcont()

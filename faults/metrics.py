@@ -19,11 +19,18 @@ def in_flight_at(records: list[Record], moment: float) -> int:
     return sum(1 for r in records if r.t0 <= moment < r.t1)
 
 
+def in_flight_during(records: list[Record], kill: float | tuple[float, float]) -> int:
+    """Requests running at some moment of a kill: an instant, or (sent, answered) of the
+    query that ended the sessions, which end somewhere between the two."""
+    start, end = kill if isinstance(kill, tuple) else (kill, kill)
+    return sum(1 for r in records if r.t0 <= end and r.t1 > start)
+
+
 def summarize(
     records: list[Record],
     t_fault: float | None,
     t_back: float | None,
-    kills: list[float] | None = None,
+    kills: list[float] | list[tuple[float, float]] | None = None,
     t_warm: float = 0.0,
 ) -> dict[str, Any]:
     """The figures of one backend in one scenario; ``t_warm``: healthy latency counts from it."""
@@ -52,7 +59,7 @@ def summarize(
         m["fault_p50"], m["fault_p99"] = percentile(window, 0.5), percentile(window, 0.99)
         m["fault_max"] = max(window, default=None)
     if kills:
-        m["in_flight"] = sum(in_flight_at(records, k) for k in kills)
+        m["in_flight"] = sum(in_flight_during(records, k) for k in kills)
     if t_back is not None:
         m["failed_after_back"] = sum(1 for r in failed if r.t0 >= t_back)
         firsts = [r.t1 for r in records if r.ok and r.t1 >= t_back]

@@ -221,7 +221,7 @@ class Harness:
         # The first second warms the servers up (imports, first connections): not "healthy".
         time.sleep(self.healthy + 1.0)
         notes: list[str] = []
-        kills: list[float] = []
+        kills: list[tuple[float, float]] = []
         self.prober.arm()
         t_fault = time.monotonic()
         t_back: float | None = None
@@ -245,8 +245,9 @@ class Harness:
             for i in range(self.args.kills):
                 if i:
                     time.sleep(2.0)
-                kills.append(time.monotonic())
-                kill_count += self.cluster.terminate_clients()
+                ended, sent, answered = self.cluster.terminate_clients()
+                kills.append((sent, answered))
+                kill_count += ended
             notes.append(
                 f"pg_terminate_backend of every app connection every 2 s, "
                 f"{self.args.kills} times ({kill_count} backends ended)"
@@ -316,7 +317,7 @@ class Harness:
         loads: dict[str, Load],
         t_fault: float | None,
         t_back: float | None,
-        kills: list[float],
+        kills: list[tuple[float, float]],
         notes: list[str],
         started: float,
         t_down: float | None = None,
