@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 
 from .conftest import database_url
 from .test_docs import blocks_of
-from .workers import ROOT
+from .workers import ROOT, running_gunicorn
 
 pytest.importorskip("gunicorn")
 
@@ -71,53 +70,10 @@ def drained(stats_dir: Path) -> dict[int, int]:
 def gunicorn(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     config = tmp_path / "gunicorn.conf.py"
     config.write_text(recipe())
-    log = (tmp_path / "gunicorn.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "testproject.wsgi:application",
-            "--config",
-            str(config),
-            "--workers",
-            str(WORKERS),
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--timeout",
-            "30",
-        ],
-        cwd=ROOT / "testproject",
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT / "testproject"),
-            "DATABASE_URL": database_url(),
-            "DJANGO_SQLA_POOL_STATS_DIR": str(tmp_path / "stats"),
-            "DEBUG": "false",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if http_status("/health/live/") == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+    with running_gunicorn(
+        tmp_path, PORT, WORKERS, "--config", str(config), DATABASE_URL=database_url()
+    ) as process:
         yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
 
 
 def test_usr2_to_a_worker_drains_its_pool_and_nothing_else(

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import database_url
-from .workers import ROOT
+from .workers import running_gunicorn
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("prometheus_client")
@@ -60,52 +59,10 @@ def processes_in_scrape() -> dict[int, set[str]]:
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     url = database_url()  # the suite's server and its real database
-    log = (tmp_path / "gunicorn.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "testproject.wsgi:application",
-            "--workers",
-            str(WORKERS),
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--timeout",
-            "30",
-        ],
-        cwd=ROOT / "testproject",
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT / "testproject"),
-            "DATABASE_URL": url,
-            "METRICS_TOKEN": TOKEN,
-            "DJANGO_SQLA_POOL_STATS_DIR": str(tmp_path / "stats"),
-            "DEBUG": "false",
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if http_get("/health/live/", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
+    with running_gunicorn(
+        tmp_path, PORT, WORKERS, DATABASE_URL=url, METRICS_TOKEN=TOKEN
+    ) as process:
         yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        log.close()
 
 
 def test_one_scrape_shows_all_three_workers_and_drops_a_dead_one(
