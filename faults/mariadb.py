@@ -128,6 +128,15 @@ class Harness:
             for b, s in self.web.items()
         }
 
+    def started_loads(self, warm: float = 3.0) -> tuple[dict[str, Load], float]:
+        """Start one load per backend; after ``warm`` seconds, the loads and when they began."""
+        loads = self.loads()
+        started = time.monotonic()
+        for load in loads.values():
+            load.start()
+        time.sleep(warm)
+        return loads, started
+
     # -- scenarios ----------------------------------------------------------------------------
 
     def restart(self) -> None:
@@ -136,11 +145,7 @@ class Harness:
         print(f"-- {name}", flush=True)
         self.start_web()
         try:
-            loads = self.loads()
-            started = time.monotonic()
-            for load in loads.values():
-                load.start()
-            time.sleep(3.0)
+            loads, started = self.started_loads()
             t_fault = time.monotonic()
             self.server.restart()
             t_back = time.monotonic()
@@ -170,17 +175,15 @@ class Harness:
         print(f"-- {name}", flush=True)
         self.start_web()
         try:
-            loads = self.loads()
-            started = time.monotonic()
-            for load in loads.values():
-                load.start()
-            time.sleep(3.0)
-            kills: list[float] = []
+            loads, started = self.started_loads()
+            # Each round's span, from the listing to the last KILL: a request running at
+            # any moment of it may be cut (as in faults/run.py's terminate).
+            kills: list[tuple[float, float]] = []
             killed = 0
             for i in range(self.args.kills):
                 if i:
                     time.sleep(2.0)
-                kills.append(time.monotonic())
+                begun = time.monotonic()
                 ids = self.sql(
                     "SELECT ID FROM information_schema.PROCESSLIST "
                     "WHERE DB = 'faults' AND ID <> CONNECTION_ID()"
@@ -191,10 +194,11 @@ class Harness:
                         killed += 1
                     except Exception:  # gone between the listing and the KILL
                         pass
+                kills.append((begun, time.monotonic()))
             time.sleep(3.0)
             note = f"KILL of every connection to the database every 2 s, {len(kills)} times"
             result = self.finish(
-                name, loads, kills[0], None, kills, started, [f"{note} ({killed} killed)"]
+                name, loads, kills[0][0], None, kills, started, [f"{note} ({killed} killed)"]
             )
             m = result["metrics"]["sqla"]
             cut = sum(1 for r in loads["sqla"].records if not r.ok and SESSION_CUT.search(r.msg))
@@ -215,21 +219,14 @@ class Harness:
         self.sql("SET GLOBAL wait_timeout = 2")
         try:
             self.start_web()  # after the SET: sessions opened from now on get 2 s
-            first = self.loads()
-            for load in first.values():
-                load.start()
-            time.sleep(3.0)
+            first, _ = self.started_loads()
             for load in first.values():
                 load.stop(35)
             time.sleep(3.0)
             closed = self.sql(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = 'faults'"
             )[0][0]
-            loads = self.loads()
-            started = time.monotonic()
-            for load in loads.values():
-                load.start()
-            time.sleep(4.0)
+            loads, started = self.started_loads(warm=4.0)
             note = (
                 f"3 s of load, 3 s idle (server sessions left to the database: {closed}), "
                 "then 4 s of load; counted: the second load"
@@ -249,7 +246,7 @@ class Harness:
         loads: dict[str, Load],
         t_fault: float | None,
         t_back: float | None,
-        kills: list[float],
+        kills: list[tuple[float, float]],
         started: float,
         notes: list[str],
     ) -> dict[str, Any]:
